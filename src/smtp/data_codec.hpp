@@ -1,0 +1,59 @@
+// DATA codec: decodes the client's dot-stuffed message stream and re-encodes it with
+// the gateway's own CRLFs and dot-stuffing, so the backend never sees the client's
+// line endings. The only end of data is CRLF "." CRLF (or "." CRLF at the start).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace portcullis::smtp {
+
+enum class BarePolicy {
+    reject,     // a bare CR or LF marks the message bad (caller answers 550 5.6.0)
+    normalize,  // a bare CR or LF becomes a CRLF line break
+};
+
+inline constexpr std::string_view kEndOfData = ".\r\n";
+
+class DataDecoder {
+public:
+    explicit DataDecoder(BarePolicy policy) : policy_(policy) {}
+
+    struct Result {
+        std::size_t consumed = 0;  // bytes of `in` used; after `finished`, the rest is
+                                   // the client's next (pipelined) commands
+        bool finished = false;     // end of data seen
+    };
+
+    // Appends the re-encoded form of the content in `in` to `out` (never the end
+    // marker: the caller writes kEndOfData only when it decides to commit). Content
+    // is streamed: a partial line is emitted as soon as it arrives, so memory is
+    // bounded whatever the line length. Under `reject`, once a bare CR/LF is seen the
+    // decoder keeps scanning for the end but the message must not be delivered.
+    Result feed(std::string_view in, std::string& out);
+
+    bool bare_line_ending_seen() const { return bare_seen_; }
+    // Decoded message size in octets, counting each line break as CRLF.
+    std::uint64_t message_size() const { return size_; }
+    // Longest line (without line break) seen so far.
+    std::uint64_t longest_line() const { return longest_; }
+
+private:
+    enum class State { line_start, dot, dot_cr, in_line, cr };
+    void end_line(std::string& out);
+    BarePolicy policy_;
+    State state_ = State::line_start;
+    bool after_crlf_ = true;  // the current line started after a CRLF (or at the start)
+    bool bare_seen_ = false;
+    std::uint64_t size_ = 0;
+    std::uint64_t line_len_ = 0;
+    std::uint64_t longest_ = 0;
+};
+
+// Appends one content line (without line break) in wire form: a leading "." is
+// doubled, and CRLF is added.
+void encode_line(std::string_view line, std::string& out);
+
+}  // namespace portcullis::smtp
