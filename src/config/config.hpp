@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/units.hpp"
@@ -117,6 +118,10 @@ public:
 private:
     std::vector<Diagnostic> diagnostics_;
 };
+
+// Parses "IP:PORT" or "[IPv6]:PORT" (numeric hosts only), or also "name:port" when
+// `allow_names`. Returns nullopt with `error` set to a human-readable reason.
+std::optional<Endpoint> parse_endpoint(std::string_view text, bool allow_names, std::string& error);
 
 // Reads and validates the gateway configuration. Unknown keys, wrong types, bad
 // values and DESIGN.md keys whose feature is not built yet are all errors.

@@ -34,6 +34,10 @@ public:
     // decoder keeps scanning for the end but the message must not be delivered.
     Result feed(std::string_view in, std::string& out);
 
+    // A bare CR or LF was seen before the end (under either policy; under `normalize`
+    // it is informational and the message stays deliverable). Under `reject` the
+    // bytes appended to `out` by the feed() call that set it, and by later calls, carry
+    // the client's bare CR/LF as content: the caller must not forward them.
     bool bare_line_ending_seen() const { return bare_seen_; }
     // Decoded message size in octets, counting each line break as CRLF.
     std::uint64_t message_size() const { return size_; }
@@ -42,11 +46,24 @@ public:
 
 private:
     enum class State { line_start, dot, dot_cr, in_line, cr };
+    enum class Step { consumed, reprocess, finished };  // what a state step did with a byte
+    class Scanner;                                      // finds the next CR/LF in one feed
+    Step step(char c, std::string& out);
+    Step at_line_start(char c);
+    Step after_dot(char c, std::string& out);
+    Step after_dot_cr(char c, std::string& out);
+    Step after_cr(char c, std::string& out);
+    const char* scan_line(const char* p, const char* end, Scanner& scanner, std::string& out);
+    void bare_ending(char c, std::string& out);
+    void content(const char* begin, const char* end, std::string& out);
+    void count(std::uint64_t n);
+    void close_line(bool after_crlf);
     void end_line(std::string& out);
     BarePolicy policy_;
     State state_ = State::line_start;
     bool after_crlf_ = true;  // the current line started after a CRLF (or at the start)
     bool bare_seen_ = false;
+    bool finished_ = false;
     std::uint64_t size_ = 0;
     std::uint64_t line_len_ = 0;
     std::uint64_t longest_ = 0;

@@ -44,6 +44,7 @@ enum class ReplyId {
     bad_address,            // 553 5.1.3 Bad address syntax
     param_unknown,          // 555 5.5.4 Unsupported parameter
     no_valid_recipients,    // 554 5.5.1 No valid recipients
+    too_many_connections,   // 421 4.7.0 Too many connections, try again later
 };
 
 // The full wire form, CRLF included, e.g. "530 5.7.0 Authentication required\r\n".

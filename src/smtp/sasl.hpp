@@ -47,7 +47,10 @@ public:
 
 private:
     enum class State { idle, want_plain, want_login_user, want_login_password, done };
+    Step advance(State state, std::string_view line);
     Step accept_plain(std::string_view base64);
+    Step accept_login_user(std::string_view base64);
+    Step accept_login_password(std::string_view base64);
     Mechanism mechanism_;
     State state_ = State::idle;
     Credentials credentials_;

@@ -1,0 +1,616 @@
+// The gateway configuration: TOML -> validated, immutable Config.
+//
+// Keys beyond DESIGN.md (defaults in config.hpp):
+//
+//   [tls]
+//   certificate = "a.pem" or ["ecdsa.pem", "rsa.pem"]   # one or more chains, leaf first
+//   private_key = "a.key" or ["ecdsa.key", "rsa.key"]   # paired with certificate by position
+//
+//   [backend]
+//   reply_timeout = "5m"        # longest wait for any backend reply
+//   data_reply_timeout = "10m"  # longest wait for the reply after end-of-data
+//
+//   [auth]
+//   hash_iterations = 3         # Argon2id t for new hashes; at least 2
+//   hash_memory = "64MiB"       # Argon2id m for new hashes; at least 19MiB
+//   min_password_score = 3      # zxcvbn score 0..4 a new password must reach
+//
+// DESIGN.md keys whose feature is not built yet are refused with "... is not supported
+// yet" so that nobody believes they are in force: [auth] max_failures, lockout,
+// cache_ttl; the [rate_limits] and [metrics] sections; listener proxy_protocol = true;
+// backend identity other than "none"; backend tls other than "none".
+//
+// Relative paths (tls certificate/private_key, auth users_file) are resolved against
+// the folder of the config file. Files are not opened here: the TLS and auth modules do.
+#include "config/config.hpp"
+
+#include <arpa/inet.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <limits>
+
+#include "config/toml_reader.hpp"
+
+namespace portcullis::config {
+
+std::string Endpoint::text() const {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::string Diagnostic::text() const {
+    if (line == 0) {
+        return file + ": " + message;
+    }
+    return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+namespace {
+
+std::string join_diagnostics(const std::vector<Diagnostic>& diagnostics) {
+    std::string out;
+    for (const Diagnostic& d : diagnostics) {
+        out += (out.empty() ? "" : "\n") + d.text();
+    }
+    return out;
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
+    : std::runtime_error(join_diagnostics(diagnostics)), diagnostics_(std::move(diagnostics)) {}
+
+namespace {
+
+using detail::Diagnostics;
+using detail::TableReader;
+
+constexpr std::int64_t int_max = std::numeric_limits<std::int64_t>::max();
+constexpr std::uint64_t min_hash_memory = 19ull * 1024 * 1024;
+constexpr std::uint64_t min_message_size = 1024;
+
+bool is_ascii_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool is_dns_label(std::string_view label) {
+    return !label.empty() && label.size() <= 63 && label.front() != '-' && label.back() != '-' &&
+           std::all_of(label.begin(), label.end(),
+                       [](char c) { return is_ascii_alnum(c) || c == '-'; });
+}
+
+// A host name such as "mail.example.com" or "mta". The last label may not be all
+// digits, so that "10.0.5" is never taken for a name.
+bool is_dns_name(std::string_view name) {
+    if (name.empty() || name.size() > 253) {
+        return false;
+    }
+    std::string_view last;
+    for (std::size_t start = 0;;) {
+        const std::size_t dot = name.find('.', start);
+        last = name.substr(start,
+                           dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        if (!is_dns_label(last)) {
+            return false;
+        }
+        if (dot == std::string_view::npos) {
+            break;
+        }
+        start = dot + 1;
+    }
+    return !std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_ipv4(const std::string& host) {
+    in_addr a{};
+    return inet_pton(AF_INET, host.c_str(), &a) == 1;
+}
+
+bool is_ipv6(const std::string& host) {
+    in6_addr a{};
+    return inet_pton(AF_INET6, host.c_str(), &a) == 1;
+}
+
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+    unsigned value = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc{} || ptr != end || value == 0 || value > 65535) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint16_t>(value);
+}
+
+std::string default_hostname() {
+    std::array<char, 256> buffer{};
+    if (::gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') {
+        return "localhost";
+    }
+    return buffer.data();
+}
+
+std::filesystem::path resolve(const std::filesystem::path& base_dir, std::string_view text) {
+    const std::filesystem::path p(text);
+    return (p.is_absolute() ? p : base_dir / p).lexically_normal();
+}
+
+std::filesystem::path absolute_file(const std::filesystem::path& file) {
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(file, ec);
+    return (ec ? file : abs).lexically_normal();
+}
+
+// The table for section `name`, nullptr when absent (or not a table: reported).
+const toml::table* section(const toml::table& root, std::string_view name, Diagnostics& diags) {
+    const toml::node* node = root.get(name);
+    if (node == nullptr) {
+        return nullptr;
+    }
+    if (const auto* table = node->as_table()) {
+        return table;
+    }
+    diags.error(node->source(), "[" + std::string(name) + "] must be a table, got " +
+                                    std::string(detail::type_name(*node)));
+    return nullptr;
+}
+
+// Parses the address at `key` into `out`; reports errors. False when absent or bad.
+bool read_endpoint(TableReader& r, std::string_view key, bool allow_names, Endpoint& out) {
+    const auto text = r.string(key);
+    if (!text) {
+        return false;
+    }
+    std::string why;
+    auto endpoint = parse_endpoint(*text, allow_names, why);
+    if (!endpoint) {
+        r.error(*r.get(key), key, why);
+        return false;
+    }
+    out = std::move(*endpoint);
+    return true;
+}
+
+void require(TableReader& r, std::string_view key) {
+    if (r.table().get(key) == nullptr) {
+        r.diags().error(r.table().source(), r.key_path(key) + " is required");
+    }
+}
+
+// ---- [server] ----
+
+void read_server(TableReader& r, ServerConfig& out) {
+    if (auto v = r.nonempty_string("hostname")) {
+        if (is_dns_name(*v)) {
+            out.hostname = *v;
+        } else {
+            r.error(*r.get("hostname"), "hostname",
+                    "\"" + *v + "\" is not a valid host name (letters, digits, '-' and '.')");
+        }
+    }
+    if (auto v = r.integer("workers", 0, 256)) {
+        out.workers = static_cast<unsigned>(*v);
+    }
+    if (auto v = r.integer("max_connections", 1, int_max)) {
+        out.max_connections = static_cast<std::uint64_t>(*v);
+    }
+    if (auto v = r.integer("max_connections_per_ip", 1, int_max)) {
+        out.max_connections_per_ip = static_cast<std::uint64_t>(*v);
+    }
+}
+
+// ---- [[listener]] ----
+
+ListenerTls listener_tls(std::string_view name) {
+    if (name == "implicit") {
+        return ListenerTls::implicit;
+    }
+    return name == "none" ? ListenerTls::none : ListenerTls::starttls;
+}
+
+// False when the `tls` value is bad (then nobody should ask for its certificate).
+bool read_listener(TableReader& r, ListenerConfig& out) {
+    require(r, "address");
+    read_endpoint(r, "address", false, out.address);
+    const auto tls = r.one_of("tls", {"starttls", "implicit", "none"});
+    if (tls) {
+        out.tls = listener_tls(*tls);
+    }
+    if (auto v = r.boolean("proxy_protocol"); v && *v) {
+        r.diags().error(r.get("proxy_protocol")->source(),
+                        r.key_path("proxy_protocol") + " = true is not supported yet");
+    }
+    return tls.has_value() || r.table().get("tls") == nullptr;
+}
+
+// Where a listener's TLS mode is decided: its `tls` value, or the table if defaulted.
+const toml::node& tls_origin(const toml::table& listener) {
+    const toml::node* node = listener.get("tls");
+    return node != nullptr ? *node : listener;
+}
+
+struct Listeners {
+    std::vector<ListenerConfig> list;
+    const toml::node* first_tls = nullptr;  // the first listener needing a certificate
+};
+
+void check_duplicate(const Listeners& seen, const ListenerConfig& l, const toml::table& table,
+                     Diagnostics& diags) {
+    for (const ListenerConfig& other : seen.list) {
+        if (!other.address.host.empty() && other.address.text() == l.address.text()) {
+            diags.error(table.get("address")->source(),
+                        "listener.address: " + l.address.text() + " is used by two listeners");
+            return;
+        }
+    }
+}
+
+Listeners read_listeners(const toml::table& root, Diagnostics& diags) {
+    Listeners out;
+    const toml::node* node = root.get("listener");
+    if (node == nullptr) {
+        diags.error(1, 1, "at least one [[listener]] is required");
+        return out;
+    }
+    const toml::array* array = node->as_array();
+    if (array == nullptr || (!array->empty() && !array->is_array_of_tables())) {
+        diags.error(node->source(), "listener: expected an array of tables ([[listener]]), got " +
+                                        std::string(detail::type_name(*node)));
+        return out;
+    }
+    if (array->empty()) {
+        diags.error(node->source(), "at least one [[listener]] is required");
+    }
+    for (const toml::node& element : *array) {
+        const toml::table& table = *element.as_table();
+        TableReader r(table, "listener", "[[listener]]", diags);
+        ListenerConfig listener;
+        const bool tls_known = read_listener(r, listener);
+        r.finish();
+        check_duplicate(out, listener, table, diags);
+        if (tls_known && listener.tls != ListenerTls::none && out.first_tls == nullptr) {
+            out.first_tls = &tls_origin(table);
+        }
+        out.list.push_back(std::move(listener));
+    }
+    return out;
+}
+
+// ---- [tls] ----
+
+std::optional<TlsVersion> read_min_version(TableReader& r) {
+    const toml::node* node = r.get("min_version");
+    if (node != nullptr && node->is_floating_point()) {
+        r.error(*node, "min_version", "expected a string such as \"1.2\" (in quotes), got a float");
+        return std::nullopt;
+    }
+    auto v = r.one_of("min_version", {"1.2", "1.3"});
+    if (!v) {
+        return std::nullopt;
+    }
+    return *v == "1.3" ? TlsVersion::tls1_3 : TlsVersion::tls1_2;
+}
+
+// Reads the certificate/private_key pairs. `present` tells whether either key was given.
+std::vector<CertificatePair> read_certificates(TableReader& r,
+                                               const std::filesystem::path& base_dir,
+                                               bool& present) {
+    const auto certs = r.string_list("certificate");
+    const auto keys = r.string_list("private_key");
+    const toml::node* cert_node = r.get("certificate");
+    const toml::node* key_node = r.get("private_key");
+    present = cert_node != nullptr || key_node != nullptr;
+    if ((cert_node == nullptr) != (key_node == nullptr)) {
+        const bool has_cert = cert_node != nullptr;
+        r.diags().error((has_cert ? cert_node : key_node)->source(),
+                        std::string(has_cert ? "tls.certificate is given without tls.private_key"
+                                             : "tls.private_key is given without tls.certificate"));
+        return {};
+    }
+    if (!certs || !keys) {
+        return {};
+    }
+    if (certs->size() != keys->size()) {
+        r.diags().error(key_node->source(),
+                        "tls.private_key lists " + std::to_string(keys->size()) +
+                            " file(s) but tls.certificate lists " + std::to_string(certs->size()) +
+                            "; they pair up by position");
+        return {};
+    }
+    std::vector<CertificatePair> pairs;
+    for (std::size_t i = 0; i < certs->size(); ++i) {
+        pairs.push_back({resolve(base_dir, (*certs)[i]), resolve(base_dir, (*keys)[i])});
+    }
+    return pairs;
+}
+
+void read_tls(const toml::table* table, const Listeners& listeners,
+              const std::filesystem::path& base_dir, Diagnostics& diags, TlsConfig& out) {
+    bool present = false;
+    if (table != nullptr) {
+        TableReader r(*table, "tls", "[tls]", diags);
+        out.certificates = read_certificates(r, base_dir, present);
+        if (auto v = read_min_version(r)) {
+            out.min_version = *v;
+        }
+        r.finish();
+    }
+    if (listeners.first_tls == nullptr) {
+        out.certificates.clear();  // nothing would use them
+    } else if (!present) {
+        diags.error(listeners.first_tls->source(),
+                    "this listener uses TLS, so [tls] certificate and private_key are required");
+    }
+}
+
+// ---- [backend] ----
+
+void read_backend_modes(TableReader& r, BackendConfig& out) {
+    auto unsupported_value = [&r](std::string_view key, const std::string& value) {
+        r.diags().error(r.get(key)->source(), r.key_path(key) + " = \"" + value +
+                                                  "\" is not supported yet (only \"none\")");
+    };
+    if (auto v = r.one_of("identity", {"none", "xclient", "proxy-v1", "proxy-v2"})) {
+        if (*v != "none") {
+            unsupported_value("identity", *v);
+        }
+        out.identity = BackendIdentity::none;
+    }
+    if (auto v = r.one_of("tls", {"none", "starttls", "starttls-verify"})) {
+        if (*v != "none") {
+            unsupported_value("tls", *v);
+        }
+        out.tls = BackendTls::none;
+    }
+}
+
+void read_backend(TableReader& r, BackendConfig& out) {
+    require(r, "address");
+    read_endpoint(r, "address", true, out.address);
+    read_backend_modes(r, out);
+    if (auto v = r.duration("connect_timeout", false)) {
+        out.connect_timeout = *v;
+    }
+    if (auto v = r.duration("reply_timeout", false)) {
+        out.reply_timeout = *v;
+    }
+    if (auto v = r.duration("data_reply_timeout", false)) {
+        out.data_reply_timeout = *v;
+    }
+}
+
+// ---- [auth] ----
+
+char ascii_lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
+}
+
+void read_mechanisms(TableReader& r, AuthConfig& out) {
+    const toml::node* node = r.get("mechanisms");
+    if (node == nullptr) {
+        return;
+    }
+    const toml::array* array = node->as_array();
+    if (array == nullptr || array->empty()) {
+        r.error(*node, "mechanisms",
+                array == nullptr ? "expected an array such as [\"PLAIN\", \"LOGIN\"], got " +
+                                       std::string(detail::type_name(*node))
+                                 : std::string("must list at least one mechanism"));
+        return;
+    }
+    out.mechanism_plain = out.mechanism_login = false;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const toml::node& element = *array->get(i);
+        const std::string key = "mechanisms[" + std::to_string(i) + "]";
+        const auto* s = element.as_string();
+        if (s != nullptr && iequals(s->get(), "PLAIN")) {
+            out.mechanism_plain = true;
+        } else if (s != nullptr && iequals(s->get(), "LOGIN")) {
+            out.mechanism_login = true;
+        } else {
+            r.error(element, key,
+                    s == nullptr
+                        ? "expected a string, got " + std::string(detail::type_name(element))
+                        : "unknown mechanism \"" + s->get() + "\" (use PLAIN or LOGIN)");
+        }
+    }
+}
+
+void read_hashing(TableReader& r, PasswordHashing& out) {
+    if (auto v = r.integer("hash_iterations", 2, crypto_pwhash_argon2id_OPSLIMIT_MAX)) {
+        out.opslimit = static_cast<std::uint64_t>(*v);
+    }
+    if (auto v = r.size("hash_memory", min_hash_memory)) {
+        const std::uint64_t max = crypto_pwhash_argon2id_MEMLIMIT_MAX;
+        if (*v > max || *v % 1024 != 0) {
+            r.error(*r.get("hash_memory"), "hash_memory",
+                    *v > max ? "must be at most " + std::to_string(max) + " bytes"
+                             : std::string("must be a whole number of KiB"));
+        } else {
+            out.memlimit = *v;
+        }
+    }
+}
+
+void read_auth(TableReader& r, const std::filesystem::path& base_dir, AuthConfig& out) {
+    require(r, "users_file");
+    if (auto v = r.nonempty_string("users_file")) {
+        out.users_file = resolve(base_dir, *v);
+    }
+    read_mechanisms(r, out);
+    if (auto v = r.duration("failure_delay", true)) {
+        out.failure_delay = *v;
+    }
+    read_hashing(r, out.hashing);
+    if (auto v = r.integer("min_password_score", 0, 4)) {
+        out.min_password_score = static_cast<int>(*v);
+    }
+    for (std::string_view key : {"max_failures", "lockout", "cache_ttl"}) {
+        r.unsupported(key);
+    }
+}
+
+// ---- [limits], [log] ----
+
+void read_limits(TableReader& r, LimitsConfig& out) {
+    if (auto v = r.size("message_size", min_message_size)) {
+        out.message_size = *v;
+    }
+    if (auto v = r.integer("recipients_per_message", 1, int_max)) {
+        out.recipients_per_message = static_cast<std::uint64_t>(*v);
+    }
+    if (auto v = r.duration("command_timeout", false)) {
+        out.command_timeout = *v;
+    }
+    if (auto v = r.one_of("bare_line_endings", {"reject", "normalize"})) {
+        out.bare_line_endings =
+            *v == "reject" ? BareLineEndings::reject : BareLineEndings::normalize;
+    }
+}
+
+LogLevel log_level(std::string_view name) {
+    if (name == "debug") {
+        return LogLevel::debug;
+    }
+    if (name == "warn") {
+        return LogLevel::warn;
+    }
+    return name == "error" ? LogLevel::error : LogLevel::info;
+}
+
+void read_log(TableReader& r, LogConfig& out) {
+    if (auto v = r.one_of("format", {"json", "text"})) {
+        out.format = *v == "json" ? LogFormat::json : LogFormat::text;
+    }
+    if (auto v = r.one_of("level", {"debug", "info", "warn", "error"})) {
+        out.level = log_level(*v);
+    }
+}
+
+// ---- top level ----
+
+constexpr std::array<std::string_view, 9> section_names{
+    "server", "listener", "tls", "backend", "auth", "limits", "log", "rate_limits", "metrics"};
+
+void check_top_level(const toml::table& root, Diagnostics& diags) {
+    for (auto&& [key, node] : root) {
+        const std::string_view name = key.str();
+        if (name == "rate_limits" || name == "metrics") {
+            diags.error(key.source(), "[" + std::string(name) + "] is not supported yet");
+        } else if (std::find(section_names.begin(), section_names.end(), name) ==
+                   section_names.end()) {
+            const std::string what = node.is_table() ? "unknown section [" + std::string(name) + "]"
+                                                     : "unknown key '" + std::string(name) +
+                                                           "' at the top level (outside a section)";
+            diags.error(key.source(), what + detail::did_you_mean(name, section_names));
+        }
+    }
+}
+
+// Runs `read` over section `name` when present; otherwise reports it when `required`.
+template <class Read>
+void read_section(const toml::table& root, std::string_view name, bool required, Diagnostics& diags,
+                  Read read) {
+    const toml::table* table = section(root, name, diags);
+    if (table == nullptr) {
+        if (required && root.get(name) == nullptr) {
+            diags.error(1, 1, "missing required section [" + std::string(name) + "]");
+        }
+        return;
+    }
+    TableReader r(*table, std::string(name), "[" + std::string(name) + "]", diags);
+    read(r);
+    r.finish();
+}
+
+Config build_config(const toml::table& root, const std::filesystem::path& file,
+                    Diagnostics& diags) {
+    Config c;
+    c.file = absolute_file(file);
+    c.server.hostname = default_hostname();
+    const std::filesystem::path base_dir = c.file.parent_path();
+    check_top_level(root, diags);
+    read_section(root, "server", false, diags, [&](TableReader& r) { read_server(r, c.server); });
+    Listeners listeners = read_listeners(root, diags);
+    read_tls(section(root, "tls", diags), listeners, base_dir, diags, c.tls);
+    c.listeners = std::move(listeners.list);
+    read_section(root, "backend", true, diags, [&](TableReader& r) { read_backend(r, c.backend); });
+    read_section(root, "auth", true, diags,
+                 [&](TableReader& r) { read_auth(r, base_dir, c.auth); });
+    read_section(root, "limits", false, diags, [&](TableReader& r) { read_limits(r, c.limits); });
+    read_section(root, "log", false, diags, [&](TableReader& r) { read_log(r, c.log); });
+    return c;
+}
+
+}  // namespace
+
+std::optional<Endpoint> parse_endpoint(std::string_view text, bool allow_names,
+                                       std::string& error) {
+    const std::string quoted = "\"" + std::string(text) + "\"";
+    std::string host;
+    std::string_view port_text;
+    if (!text.empty() && text.front() == '[') {
+        const std::size_t close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            error = "invalid address " + quoted + ": expected [IPv6]:PORT, e.g. \"[::1]:587\"";
+            return std::nullopt;
+        }
+        host = std::string(text.substr(1, close - 1));
+        port_text = text.substr(close + 2);
+        if (!is_ipv6(host)) {
+            error = "invalid address " + quoted + ": \"" + host + "\" is not an IPv6 address";
+            return std::nullopt;
+        }
+    } else {
+        const std::size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            error = "invalid address " + quoted + ": missing port, expected HOST:PORT";
+            return std::nullopt;
+        }
+        host = std::string(text.substr(0, colon));
+        port_text = text.substr(colon + 1);
+        if (host.find(':') != std::string::npos) {
+            error = "invalid address " + quoted +
+                    ": an IPv6 address needs brackets, e.g. \"[::1]:587\"";
+            return std::nullopt;
+        }
+        if (!is_ipv4(host) && !(allow_names && is_dns_name(host))) {
+            error = "invalid address " + quoted + ": \"" + host + "\" is not " +
+                    (allow_names ? "an IP address or a host name"
+                                 : "a numeric IP address (host names are not allowed here)");
+            return std::nullopt;
+        }
+    }
+    const auto port = parse_port(port_text);
+    if (!port) {
+        error = "invalid address " + quoted + ": the port must be a number from 1 to 65535";
+        return std::nullopt;
+    }
+    return Endpoint{std::move(host), *port};
+}
+
+std::shared_ptr<const Config> parse_config(std::string_view text,
+                                           const std::filesystem::path& file) {
+    Diagnostics diags(file.string());
+    const auto root = detail::parse_toml(text, diags);
+    if (!root) {
+        diags.throw_all();
+    }
+    Config config = build_config(*root, file, diags);
+    diags.throw_if_any();
+    return std::make_shared<const Config>(std::move(config));
+}
+
+std::shared_ptr<const Config> load_config(const std::filesystem::path& file) {
+    return parse_config(detail::read_file(file), file);
+}
+
+}  // namespace portcullis::config

@@ -1,0 +1,35 @@
+// A listening TCP socket on one event loop. Every worker binds its own socket to the
+// same address with SO_REUSEPORT, so the kernel spreads connections and no lock sits
+// on the accept path.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+#include "config/config.hpp"
+
+namespace portcullis::net {
+
+class ListenError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+class Listener {
+  public:
+    using OnConnection = std::function<void(uv_stream_t* server)>;
+    // Throws ListenError naming the address and the cause.
+    Listener(uv_loop_t* loop, const config::Endpoint& address, OnConnection on_connection);
+    ~Listener();
+    Listener(const Listener&) = delete;
+    Listener& operator=(const Listener&) = delete;
+
+  private:
+    struct State;
+    State* state_;
+};
+
+}  // namespace portcullis::net

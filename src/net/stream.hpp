@@ -1,0 +1,107 @@
+// net/: thin libuv wrappers. Each libuv handle is owned by exactly one object whose
+// destructor closes it; the handle's memory is freed in libuv's close callback, after
+// every pending write callback has run, so no callback ever sees freed memory.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace portcullis::net {
+
+// Receives what happens on a TcpStream. Callbacks run on the stream's loop thread.
+class StreamHandler {
+  public:
+    virtual ~StreamHandler() = default;
+    virtual void on_stream_data(std::string_view data) = 0;
+    // EOF (UV_EOF) or a read/write error; the stream is unusable afterwards.
+    virtual void on_stream_end(int status) = 0;
+    // The write queue fell to zero bytes after having been non-empty.
+    virtual void on_stream_drained() {}
+};
+
+class TcpStream {
+  public:
+    explicit TcpStream(uv_loop_t* loop);
+    ~TcpStream();
+    TcpStream(const TcpStream&) = delete;
+    TcpStream& operator=(const TcpStream&) = delete;
+
+    // Accepts one pending connection from `server`; false when none could be taken.
+    bool accept_from(uv_stream_t* server);
+
+    // Connects to `address`; `done(status)` runs once (0 = connected).
+    void connect(const sockaddr* address, std::function<void(int)> done);
+
+    void set_handler(StreamHandler* handler) { handler_ = handler; }
+    void start_reading();
+    void stop_reading();
+    bool reading() const { return reading_; }
+
+    // Queues `bytes` for writing; the buffer is moved in and kept until written.
+    void write(std::string bytes);
+    std::size_t queued_bytes() const;
+
+    // Half-closes after the queued writes (used for a polite QUIT); reading stops.
+    void shutdown_after_writes();
+
+    // Peer address as text ("127.0.0.1", "::1") and port; empty/0 when unknown.
+    std::string peer_ip() const;
+    std::uint16_t peer_port() const;
+    std::string local_ip() const;
+    std::uint16_t local_port() const;
+
+  private:
+    struct State;
+    static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
+    static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+    static void on_write(uv_write_t* req, int status);
+    static void on_connect(uv_connect_t* req, int status);
+    void fail(int status);
+
+    State* state_;  // owned; freed by the close callback after uv_close
+    StreamHandler* handler_ = nullptr;
+    bool reading_ = false;
+    std::function<void(int)> connect_done_;
+};
+
+// A one-shot or repeating timer owned by one object.
+class Timer {
+  public:
+    explicit Timer(uv_loop_t* loop);
+    ~Timer();
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
+
+    void start(std::uint64_t timeout_ms, std::function<void()> fire);
+    void stop();
+    bool active() const;
+
+  private:
+    struct State;
+    State* state_;
+};
+
+// Cross-thread wake-up: `fire` runs on the loop thread after notify() from any thread.
+class Async {
+  public:
+    Async(uv_loop_t* loop, std::function<void()> fire);
+    ~Async();
+    Async(const Async&) = delete;
+    Async& operator=(const Async&) = delete;
+    void notify();
+
+  private:
+    struct State;
+    State* state_;
+};
+
+// Parses "1.2.3.4" / "::1" plus a port into a sockaddr_storage; false if not numeric.
+bool make_sockaddr(const std::string& ip, std::uint16_t port, sockaddr_storage& out);
+std::string sockaddr_ip(const sockaddr* address);
+
+}  // namespace portcullis::net

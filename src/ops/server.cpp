@@ -1,0 +1,315 @@
+#include "ops/server.hpp"
+
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "auth/password.hpp"
+#include "net/stream.hpp"
+#include "ops/log.hpp"
+#include "ops/worker.hpp"
+#include "tls/context.hpp"
+
+namespace portcullis::ops {
+namespace {
+
+// How long SIGTERM waits for sessions in progress before closing them.
+constexpr std::uint64_t kDrainTimeoutMs = 30'000;
+constexpr std::uint64_t kDrainPollMs = 100;
+
+void print_load_error(const std::exception& error) {
+    if (const auto* config_error = dynamic_cast<const config::ConfigError*>(&error)) {
+        for (const auto& diagnostic : config_error->diagnostics()) {
+            std::cerr << diagnostic.text() << "\n";
+        }
+        return;
+    }
+    std::cerr << error.what() << "\n";
+}
+
+unsigned worker_count(const config::Config& cfg) {
+    if (cfg.server.workers > 0) {
+        return cfg.server.workers;
+    }
+    const unsigned cpus = std::thread::hardware_concurrency();
+    return cpus > 0 ? cpus : 1;
+}
+
+std::string_view tls_mode_name(config::ListenerTls tls) {
+    switch (tls) {
+        case config::ListenerTls::starttls:
+            return "starttls";
+        case config::ListenerTls::implicit:
+            return "implicit";
+        case config::ListenerTls::none:
+            return "none";
+    }
+    return "none";
+}
+
+// The main thread's loop: signals only. Workers do all the network work.
+class Supervisor {
+  public:
+    Supervisor(proxy::Runtime& runtime, std::vector<std::unique_ptr<Worker>>& workers)
+        : runtime_(runtime), workers_(workers) {
+        uv_loop_init(&loop_);
+        for (int signum : {SIGTERM, SIGINT, SIGHUP}) {
+            auto handle = std::make_unique<uv_signal_t>();
+            uv_signal_init(&loop_, handle.get());
+            handle->data = this;
+            uv_signal_start(handle.get(), on_signal, signum);
+            signals_.push_back(std::move(handle));
+        }
+        uv_timer_init(&loop_, &poll_timer_);
+        poll_timer_.data = this;
+    }
+
+    ~Supervisor() {
+        for (auto& handle : signals_) {
+            uv_close(reinterpret_cast<uv_handle_t*>(handle.get()), nullptr);
+        }
+        uv_close(reinterpret_cast<uv_handle_t*>(&poll_timer_), nullptr);
+        uv_run(&loop_, UV_RUN_DEFAULT);  // runs the close callbacks; handles freed below
+        uv_loop_close(&loop_);
+    }
+
+    void run() { uv_run(&loop_, UV_RUN_DEFAULT); }
+
+  private:
+    static void on_signal(uv_signal_t* handle, int signum) {
+        auto* self = static_cast<Supervisor*>(handle->data);
+        if (signum == SIGHUP) {
+            self->reload();
+        } else {
+            self->begin_drain(signum);
+        }
+    }
+
+    void reload() {
+        try {
+            auto next = proxy::load_snapshot(runtime_.config_file);
+            const auto previous = runtime_.snapshot.get();
+            if (next->config->listeners.size() != previous->config->listeners.size()) {
+                log(LogLevel::warn, "reload.listeners",
+                    {{"message", "listener changes take effect after a restart"}});
+            }
+            configure_logging(next->config->log);
+            runtime_.snapshot.set(std::move(next));
+            log(LogLevel::info, "reload", {{"result", "success"}});
+        } catch (const std::exception& error) {
+            log(LogLevel::error, "reload",
+                {{"result", "failure"},
+                 {"error", error.what()},
+                 {"message", "keeping the previous configuration"}});
+        }
+    }
+
+    void begin_drain(int signum) {
+        if (draining_) {
+            if (signum == SIGINT) {
+                force_stop();  // a second Ctrl-C means now
+            }
+            return;
+        }
+        draining_ = true;
+        log(LogLevel::info, "shutdown",
+            {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"},
+             {"sessions", runtime_.connections.current()},
+             {"drain_timeout_ms", kDrainTimeoutMs}});
+        for (auto& worker : workers_) {
+            worker->request_drain();
+        }
+        drain_started_ = std::chrono::steady_clock::now();
+        uv_timer_start(&poll_timer_, on_poll, kDrainPollMs, kDrainPollMs);
+    }
+
+    static void on_poll(uv_timer_t* timer) {
+        auto* self = static_cast<Supervisor*>(timer->data);
+        std::size_t sessions = 0;
+        for (auto& worker : self->workers_) {
+            sessions += worker->session_count();
+        }
+        const auto waited = std::chrono::steady_clock::now() - self->drain_started_;
+        if (sessions == 0) {
+            uv_stop(&self->loop_);
+        } else if (waited > std::chrono::milliseconds(kDrainTimeoutMs)) {
+            self->force_stop();
+        }
+    }
+
+    void force_stop() {
+        log(LogLevel::warn, "shutdown.forced", {{"sessions", runtime_.connections.current()}});
+        for (auto& worker : workers_) {
+            worker->request_stop();
+        }
+        uv_stop(&loop_);
+    }
+
+    proxy::Runtime& runtime_;
+    std::vector<std::unique_ptr<Worker>>& workers_;
+    uv_loop_t loop_{};
+    std::vector<std::unique_ptr<uv_signal_t>> signals_;
+    uv_timer_t poll_timer_{};
+    bool draining_ = false;
+    std::chrono::steady_clock::time_point drain_started_;
+};
+
+}  // namespace
+
+int serve(const std::filesystem::path& config_file) {
+    ::signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        std::cerr << "portcullis: libsodium failed to initialise\n";
+        return 1;
+    }
+    proxy::Runtime runtime;
+    runtime.config_file = config_file;
+    try {
+        runtime.snapshot.set(proxy::load_snapshot(config_file));
+    } catch (const std::exception& error) {
+        print_load_error(error);
+        return 1;
+    }
+    const auto snapshot = runtime.snapshot.get();
+    const config::Config& cfg = *snapshot->config;
+    configure_logging(cfg.log);
+    // Warm the dummy hash now so the first unknown-user login is not slower than others.
+    auth::dummy_hash(cfg.auth.hashing);
+
+    std::vector<std::unique_ptr<Worker>> workers;
+    try {
+        for (unsigned i = 0; i < worker_count(cfg); ++i) {
+            workers.push_back(std::make_unique<Worker>(i, runtime, cfg));
+        }
+    } catch (const std::exception& error) {
+        log(LogLevel::error, "listen.failed", {{"error", error.what()}});
+        std::cerr << "portcullis: " << error.what() << "\n";
+        return 1;
+    }
+    for (const auto& listener : cfg.listeners) {
+        log(LogLevel::info, "listen",
+            {{"address", listener.address.text()},
+             {"tls", tls_mode_name(listener.tls)},
+             {"workers", static_cast<unsigned>(workers.size())}});
+        if (listener.tls == config::ListenerTls::none) {
+            log(LogLevel::warn, "listen.plaintext",
+                {{"address", listener.address.text()},
+                 {"message", "tls = \"none\" sends passwords in clear text; for tests only"}});
+        }
+    }
+    {
+        Supervisor supervisor(runtime, workers);
+        for (auto& worker : workers) {
+            worker->start_thread();
+        }
+        supervisor.run();
+    }
+    for (auto& worker : workers) {
+        worker->request_stop();
+    }
+    workers.clear();  // joins each thread
+    log(LogLevel::info, "stopped", {});
+    return 0;
+}
+
+namespace {
+
+// Reads one line with a deadline from a blocking socket (or TLS over it).
+bool read_greeting(int fd, SSL* ssl, std::string& line) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    char c = 0;
+    while (line.size() < 512) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            return false;
+        }
+        pollfd pfd{fd, POLLIN, 0};
+        if ((ssl == nullptr || SSL_pending(ssl) == 0) &&
+            ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
+            return false;
+        }
+        const int n = ssl != nullptr ? SSL_read(ssl, &c, 1) : static_cast<int>(::read(fd, &c, 1));
+        if (n <= 0) {
+            return false;
+        }
+        if (c == '\n') {
+            return true;
+        }
+        line.push_back(c);
+    }
+    return false;
+}
+
+}  // namespace
+
+int healthcheck(const std::filesystem::path& config_file) {
+    std::shared_ptr<const config::Config> cfg;
+    try {
+        cfg = config::load_config(config_file);
+    } catch (const std::exception& error) {
+        print_load_error(error);
+        return 1;
+    }
+    const auto& listener = cfg->listeners.front();
+    sockaddr_storage ss{};
+    std::string host = listener.address.host;
+    if (host == "0.0.0.0") {
+        host = "127.0.0.1";
+    } else if (host == "::") {
+        host = "::1";
+    }
+    if (!net::make_sockaddr(host, listener.address.port, ss)) {
+        std::cerr << "healthcheck: bad listener address " << listener.address.text() << "\n";
+        return 1;
+    }
+    const int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    const socklen_t len = ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        std::cerr << "healthcheck: cannot connect to " << listener.address.text() << ": "
+                  << std::strerror(errno) << "\n";
+        ::close(fd);
+        return 1;
+    }
+    tls::SslCtxPtr ctx;
+    SSL* ssl = nullptr;
+    if (listener.tls == config::ListenerTls::implicit) {
+        ctx = tls::make_client_context();
+        ssl = SSL_new(ctx.get());
+        SSL_set_fd(ssl, fd);
+        if (SSL_connect(ssl) != 1) {
+            std::cerr << "healthcheck: TLS handshake with " << listener.address.text()
+                      << " failed\n";
+            SSL_free(ssl);
+            ::close(fd);
+            return 1;
+        }
+    }
+    std::string line;
+    const bool ok = read_greeting(fd, ssl, line) && line.rfind("220 ", 0) == 0;
+    if (ssl != nullptr) {
+        SSL_free(ssl);
+    }
+    ::close(fd);
+    if (!ok) {
+        std::cerr << "healthcheck: " << listener.address.text() << " did not answer 220\n";
+        return 1;
+    }
+    std::cout << "healthy: " << listener.address.text() << "\n";
+    return 0;
+}
+
+}  // namespace portcullis::ops

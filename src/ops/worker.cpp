@@ -1,0 +1,199 @@
+#include "ops/worker.hpp"
+
+#include <fmt/format.h>
+#include <sodium.h>
+
+#include "ops/log.hpp"
+#include "smtp/reply.hpp"
+
+namespace portcullis::ops {
+
+// A connection refused at accept time (over a connection limit): it gets one 421
+// line where the protocol allows it, then is closed once that line is written.
+class RefusedConnection final : private net::StreamHandler {
+  public:
+    RefusedConnection(Worker& worker, std::unique_ptr<net::TcpStream> stream, bool send_reply)
+        : worker_(worker), stream_(std::move(stream)) {
+        stream_->set_handler(this);
+        if (send_reply) {
+            stream_->write(std::string(smtp::reply(smtp::ReplyId::too_many_connections)));
+            stream_->shutdown_after_writes();
+        }
+    }
+    bool done() const { return stream_->queued_bytes() == 0; }
+
+  private:
+    void on_stream_data(std::string_view) override {}
+    void on_stream_end(int) override { finish(); }
+    void on_stream_drained() override { finish(); }
+    void finish() {
+        stream_->set_handler(nullptr);
+        worker_.retire_refused(this);
+    }
+    Worker& worker_;
+    std::unique_ptr<net::TcpStream> stream_;
+};
+
+Worker::Worker(unsigned index, proxy::Runtime& runtime, const config::Config& cfg)
+    : index_(index), runtime_(runtime) {
+    uv_loop_init(&loop_);
+    id_prefix_ = randombytes_uniform(0xffff);
+    reaper_ = std::make_unique<net::Timer>(&loop_);
+    wakeup_ = std::make_unique<net::Async>(&loop_, [this] { on_wakeup(); });
+    for (const auto& listener : cfg.listeners) {
+        listeners_.push_back(std::make_unique<net::Listener>(
+            &loop_, listener.address,
+            [this, listener](uv_stream_t* server) { accept_one(server, listener); }));
+    }
+}
+
+Worker::~Worker() {
+    join();
+    sessions_.clear();
+    retired_.clear();
+    refused_.clear();
+    refused_retired_.clear();
+    listeners_.clear();
+    reaper_.reset();
+    wakeup_.reset();
+    // Let libuv run the close callbacks of everything closed above, then close the loop.
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+}
+
+void Worker::start_thread() {
+    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+}
+
+void Worker::join() {
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+std::string Worker::next_session_id() {
+    return fmt::format("{:04x}{:02x}{:06x}", id_prefix_, index_ & 0xff, ++session_counter_);
+}
+
+void Worker::accept_one(uv_stream_t* server, const config::ListenerConfig& listener) {
+    auto stream = std::make_unique<net::TcpStream>(&loop_);
+    if (!stream->accept_from(server)) {
+        return;
+    }
+    auto snapshot = runtime_.snapshot.get();
+    const std::string ip = stream->peer_ip();
+    proxy::ConnectionLimiter::Refusal refusal{};
+    proxy::ConnectionSlot slot =
+        runtime_.connections.acquire(ip, snapshot->config->server.max_connections,
+                                     snapshot->config->server.max_connections_per_ip, refusal);
+    if (!slot) {
+        log(LogLevel::warn, "connection.refused",
+            {{"client", ip},
+             {"reason", refusal == proxy::ConnectionLimiter::Refusal::total
+                            ? "max_connections"
+                            : "max_connections_per_ip"}});
+        // On an implicit-TLS port a plaintext reply would only confuse the client.
+        const bool plaintext = listener.tls != config::ListenerTls::implicit;
+        auto refused = std::make_unique<RefusedConnection>(*this, std::move(stream), plaintext);
+        auto* key = refused.get();
+        refused_.emplace(key, std::move(refused));
+        if (!plaintext || key->done()) {
+            retire_refused(key);
+        }
+        return;
+    }
+    auto session = std::make_unique<proxy::ClientSession>(
+        *this, std::move(stream), snapshot, listener, next_session_id(), std::move(slot));
+    auto* key = session.get();
+    sessions_.emplace(key, std::move(session));
+    session_count_.store(sessions_.size());
+    if (draining_) {
+        key->start();
+        key->drain();
+        return;
+    }
+    key->start();
+}
+
+void Worker::retire(proxy::ClientSession* session) {
+    auto it = sessions_.find(session);
+    if (it == sessions_.end()) {
+        return;
+    }
+    retired_.push_back(std::move(it->second));
+    sessions_.erase(it);
+    session_count_.store(sessions_.size());
+    if (!reaper_->active()) {
+        reaper_->start(0, [this] { reap(); });
+    }
+}
+
+void Worker::retire_refused(RefusedConnection* connection) {
+    auto it = refused_.find(connection);
+    if (it == refused_.end()) {
+        return;
+    }
+    refused_retired_.push_back(std::move(it->second));
+    refused_.erase(it);
+    if (!reaper_->active()) {
+        reaper_->start(0, [this] { reap(); });
+    }
+}
+
+void Worker::reap() {
+    retired_.clear();
+    refused_retired_.clear();
+    maybe_finish();
+}
+
+void Worker::request_drain() {
+    drain_requested_.store(true);
+    std::lock_guard lock(wakeup_mutex_);
+    if (wakeup_) {
+        wakeup_->notify();
+    }
+}
+
+void Worker::request_stop() {
+    stop_requested_.store(true);
+    std::lock_guard lock(wakeup_mutex_);
+    if (wakeup_) {
+        wakeup_->notify();
+    }
+}
+
+void Worker::on_wakeup() {
+    if (drain_requested_.load() && !draining_) {
+        draining_ = true;
+        listeners_.clear();  // stop accepting; the kernel refuses new connections
+        std::vector<proxy::ClientSession*> current;
+        for (auto& [key, session] : sessions_) {
+            current.push_back(key);
+        }
+        for (auto* session : current) {
+            session->drain();
+        }
+    }
+    if (stop_requested_.load()) {
+        for (auto& [key, session] : sessions_) {
+            retired_.push_back(std::move(session));
+        }
+        sessions_.clear();
+        session_count_.store(0);
+        reap();
+        return;
+    }
+    maybe_finish();
+}
+
+// Once draining and empty, close the last handles so uv_run returns.
+void Worker::maybe_finish() {
+    if (!draining_ || !sessions_.empty() || !refused_.empty()) {
+        return;
+    }
+    reaper_.reset();
+    std::lock_guard lock(wakeup_mutex_);
+    wakeup_.reset();
+}
+
+}  // namespace portcullis::ops

@@ -1,0 +1,71 @@
+// One event loop on its own thread, with its own listening sockets (SO_REUSEPORT) and
+// the sessions it accepted. Other threads talk to it only through request_*().
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "net/listener.hpp"
+#include "net/stream.hpp"
+#include "proxy/client_session.hpp"
+#include "proxy/runtime.hpp"
+
+namespace portcullis::ops {
+
+class RefusedConnection;
+
+class Worker final : public proxy::SessionHost {
+  public:
+    // Binds every listener of `cfg`; throws net::ListenError naming the address.
+    Worker(unsigned index, proxy::Runtime& runtime, const config::Config& cfg);
+    ~Worker() override;
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    void start_thread();
+    void join();
+
+    // Thread-safe: stop accepting and let sessions finish (idle ones get 421 now).
+    void request_drain();
+    // Thread-safe: close every remaining session now.
+    void request_stop();
+    std::size_t session_count() const { return session_count_.load(); }
+
+    uv_loop_t* loop() override { return &loop_; }
+    void retire(proxy::ClientSession* session) override;
+    void retire_refused(RefusedConnection* connection);
+
+  private:
+    void accept_one(uv_stream_t* server, const config::ListenerConfig& listener);
+    void on_wakeup();
+    void reap();
+    void maybe_finish();
+    std::string next_session_id();
+
+    unsigned index_;
+    proxy::Runtime& runtime_;
+    uv_loop_t loop_{};
+    std::vector<std::unique_ptr<net::Listener>> listeners_;
+    std::unordered_map<proxy::ClientSession*, std::unique_ptr<proxy::ClientSession>> sessions_;
+    std::vector<std::unique_ptr<proxy::ClientSession>> retired_;
+    std::unordered_map<RefusedConnection*, std::unique_ptr<RefusedConnection>> refused_;
+    std::vector<std::unique_ptr<RefusedConnection>> refused_retired_;
+    std::unique_ptr<net::Timer> reaper_;
+    std::mutex wakeup_mutex_;  // request_*() from other threads vs. maybe_finish()
+    std::unique_ptr<net::Async> wakeup_;
+    std::atomic<bool> drain_requested_{false};
+    std::atomic<bool> stop_requested_{false};
+    bool draining_ = false;
+    std::atomic<std::size_t> session_count_{0};
+    std::uint64_t session_counter_ = 0;
+    std::uint32_t id_prefix_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace portcullis::ops

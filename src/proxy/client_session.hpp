@@ -1,0 +1,176 @@
+// The client side of one SMTP session: an explicit state machine fed by parsed lines,
+// with one ordered queue of replies (local ones and the backend's), so a pipelining
+// client always gets its answers in order and never an answer meant for another
+// command.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "auth/users.hpp"
+#include "auth/verifier.hpp"
+#include "net/stream.hpp"
+#include "proxy/runtime.hpp"
+#include "proxy/upstream.hpp"
+#include "smtp/command.hpp"
+#include "smtp/data_codec.hpp"
+#include "smtp/line_reader.hpp"
+#include "smtp/reply.hpp"
+#include "smtp/sasl.hpp"
+#include "tls/session.hpp"
+
+namespace portcullis::proxy {
+
+class ClientSession;
+
+// What a session needs from the worker that owns it.
+class SessionHost {
+  public:
+    virtual ~SessionHost() = default;
+    virtual uv_loop_t* loop() = 0;
+    // Hands the finished session back; it is destroyed on a later loop turn.
+    virtual void retire(ClientSession* session) = 0;
+};
+
+class ClientSession final : private net::StreamHandler, private UpstreamEvents {
+  public:
+    ClientSession(SessionHost& host, std::unique_ptr<net::TcpStream> client,
+                  std::shared_ptr<const Snapshot> snapshot, const config::ListenerConfig& listener,
+                  std::string id, ConnectionSlot slot);
+    ~ClientSession() override;
+    ClientSession(const ClientSession&) = delete;
+    ClientSession& operator=(const ClientSession&) = delete;
+
+    void start();
+    // Graceful stop: an idle session gets 421 now, a busy one after its transaction.
+    void drain();
+    const std::string& id() const { return id_; }
+
+  private:
+    enum class Phase { command, sasl, data, closing };
+    enum class Wait { none, auth_verify, auth_delay, data_barrier, data_reply };
+    enum class Expect { none, mail, rcpt, data, end_of_data, rset, silent };
+    enum class After { none, close, start_tls };
+    enum class DataFailure { none, too_big, bare_line_ending, backend_lost };
+
+    struct MessageRecord {
+        std::string from;
+        std::uint64_t recipients = 0;
+        std::uint64_t size = 0;
+    };
+    struct PendingReply {
+        bool ready = false;
+        std::string text;
+        Expect expect = Expect::none;
+        After after = After::none;
+        std::optional<MessageRecord> message;
+    };
+
+    // net::StreamHandler (client socket)
+    void on_stream_data(std::string_view data) override;
+    void on_stream_end(int status) override;
+    void on_stream_drained() override;
+    // UpstreamEvents (backend)
+    void on_upstream_reply(const smtp::BackendReply& reply) override;
+    void on_upstream_failed(std::string_view reason) override;
+    void on_upstream_drained() override;
+
+    // input
+    void receive_plaintext(std::string_view data);
+    void process_input();
+    bool process_one();
+    bool pump_data();
+    void handle_line(std::string_view line);
+    void handle_command(const smtp::Command& command);
+    void handle_ehlo(const smtp::Command& command, bool extended);
+    void handle_starttls(const smtp::Command& command);
+    void handle_auth(const smtp::Command& command);
+    void handle_sasl_line(std::string_view line);
+    void handle_sasl_step(smtp::SaslExchange::Step step);
+    void handle_mail(const smtp::Command& command);
+    void handle_rcpt(const smtp::Command& command);
+    void handle_data(const smtp::Command& command);
+    void handle_rset();
+    bool require_auth();
+    void verify_credentials(smtp::Credentials credentials, std::string_view mechanism);
+    void finish_verification(bool matched, std::string name, std::string mechanism,
+                             bool authzid_ok);
+    void start_data_phase();
+    void finish_data();
+    void abort_transaction(DataFailure failure, std::string_view why);
+    void reset_transaction();
+    void release_wait();
+
+    // replies
+    void reply(smtp::ReplyId id, After after = After::none);
+    void reply_text(std::string text, After after = After::none);
+    void expect_backend(Expect expect, std::optional<MessageRecord> message = std::nullopt);
+    bool has_unready_replies() const;
+    void flush_replies();
+    void send_to_client(std::string_view bytes);
+    void start_tls();
+
+    // backend
+    bool ensure_upstream();
+    void forward(std::string line, Expect expect, config::Duration timeout);
+
+    // lifecycle
+    void arm_idle_timer();
+    void begin_close();
+    void finish_close(std::string_view reason);
+    void update_read_pressure();
+
+    const config::Config& cfg() const { return *snapshot_->config; }
+
+    SessionHost& host_;
+    std::unique_ptr<net::TcpStream> client_;
+    std::shared_ptr<const Snapshot> snapshot_;
+    config::ListenerConfig listener_;
+    std::string id_;
+    ConnectionSlot slot_;
+    std::string client_ip_;
+    std::uint16_t client_port_ = 0;
+    std::chrono::steady_clock::time_point started_;
+
+    net::Timer idle_timer_;
+    net::Timer auth_timer_;
+    net::Timer close_timer_;
+    std::unique_ptr<tls::TlsSession> tls_;
+    std::unique_ptr<Upstream> upstream_;
+    std::unique_ptr<auth::PendingVerification> verification_;
+    std::optional<smtp::SaslExchange> sasl_;
+    std::optional<smtp::DataDecoder> decoder_;
+
+    Phase phase_ = Phase::command;
+    Wait wait_ = Wait::none;
+    smtp::LineReader reader_{smtp::kMaxCommandLine};
+    std::string in_;          // plaintext from the client not yet processed
+    std::size_t in_pos_ = 0;  // first unprocessed byte in in_
+    std::string data_out_;    // re-encoded DATA on its way to the backend
+    std::deque<PendingReply> replies_;
+    bool processing_ = false;
+    bool draining_ = false;
+
+    // session facts
+    bool helo_done_ = false;
+    std::string helo_name_;
+    const auth::User* user_ = nullptr;  // points into snapshot_->users
+
+    // transaction
+    bool mail_open_ = false;
+    std::string mail_from_;
+    std::uint64_t rcpt_sent_ = 0;
+    std::uint64_t rcpt_accepted_ = 0;
+    DataFailure data_failure_ = DataFailure::none;
+    std::uint64_t messages_ = 0;
+
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace portcullis::proxy

@@ -1,0 +1,91 @@
+// Gateway-wide state shared by all workers: the current snapshot (config, users, TLS
+// context) and the connection counters. Sessions copy the snapshot pointer when they
+// start and keep it to the end, so a reload never changes a session midway.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "auth/users.hpp"
+#include "config/config.hpp"
+
+namespace portcullis::proxy {
+
+struct Snapshot {
+    std::shared_ptr<const config::Config> config;
+    std::shared_ptr<const auth::UsersSnapshot> users;
+    std::shared_ptr<SSL_CTX> tls;  // null when no listener uses TLS
+};
+
+// Loads config, users file and certificates into a snapshot; throws
+// config::ConfigError or tls::TlsError with the file and cause.
+std::shared_ptr<const Snapshot> load_snapshot(const std::filesystem::path& config_file);
+
+class SnapshotHolder {
+  public:
+    std::shared_ptr<const Snapshot> get() const {
+        std::lock_guard lock(mutex_);
+        return current_;
+    }
+    void set(std::shared_ptr<const Snapshot> next) {
+        std::lock_guard lock(mutex_);
+        current_ = std::move(next);
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::shared_ptr<const Snapshot> current_;
+};
+
+class ConnectionLimiter;
+
+// Holds one connection slot; releases it when destroyed.
+class ConnectionSlot {
+  public:
+    ConnectionSlot() = default;
+    ConnectionSlot(ConnectionLimiter* limiter, std::string ip)
+        : limiter_(limiter), ip_(std::move(ip)) {}
+    ConnectionSlot(ConnectionSlot&& other) noexcept
+        : limiter_(std::exchange(other.limiter_, nullptr)), ip_(std::move(other.ip_)) {}
+    ConnectionSlot& operator=(ConnectionSlot&& other) noexcept;
+    ConnectionSlot(const ConnectionSlot&) = delete;
+    ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+    ~ConnectionSlot() { release(); }
+    explicit operator bool() const { return limiter_ != nullptr; }
+    void release();
+
+  private:
+    ConnectionLimiter* limiter_ = nullptr;
+    std::string ip_;
+};
+
+// Enforces [server] max_connections and max_connections_per_ip across all workers.
+class ConnectionLimiter {
+  public:
+    enum class Refusal { none, total, per_ip };
+    // Empty slot and the reason when over a limit.
+    ConnectionSlot acquire(const std::string& ip, std::uint64_t max_total, std::uint64_t max_per_ip,
+                           Refusal& refusal);
+    std::uint64_t current() const;
+
+  private:
+    friend class ConnectionSlot;
+    void release(const std::string& ip);
+    mutable std::mutex mutex_;
+    std::uint64_t total_ = 0;
+    std::unordered_map<std::string, std::uint64_t> per_ip_;
+};
+
+struct Runtime {
+    std::filesystem::path config_file;
+    SnapshotHolder snapshot;
+    ConnectionLimiter connections;
+};
+
+}  // namespace portcullis::proxy

@@ -1,0 +1,199 @@
+#include "smtp/data_codec.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace portcullis::smtp {
+
+// Finds the next CR or LF at or after a position. Each memchr result is remembered
+// until the position passes it, so every byte of one feed is scanned at most once per
+// character whatever the mix of CRs and LFs (no quadratic rescans).
+class DataDecoder::Scanner {
+public:
+    Scanner(const char* begin, const char* end) : begin_(begin), end_(end) {}
+
+    const char* next(const char* p) {
+        const auto at = p - begin_;
+        if (cr_ < at) {
+            cr_ = find(p, '\r');
+        }
+        if (lf_ < at) {
+            lf_ = find(p, '\n');
+        }
+        return begin_ + std::min(cr_, lf_);
+    }
+
+private:
+    std::ptrdiff_t find(const char* p, char c) const {
+        const void* hit = std::memchr(p, c, static_cast<std::size_t>(end_ - p));
+        return (hit == nullptr ? end_ : static_cast<const char*>(hit)) - begin_;
+    }
+
+    const char* begin_;
+    const char* end_;
+    std::ptrdiff_t cr_ = -1;
+    std::ptrdiff_t lf_ = -1;
+};
+
+DataDecoder::Result DataDecoder::feed(std::string_view in, std::string& out) {
+    if (finished_) {
+        return {0, true};
+    }
+    const char* const begin = in.data();
+    const char* const end = begin + in.size();
+    Scanner scanner(begin, end);
+    const char* p = begin;
+    while (p < end) {
+        if (state_ == State::in_line) {
+            p = scan_line(p, end, scanner, out);
+            continue;
+        }
+        switch (step(*p, out)) {
+            case Step::consumed: ++p; break;
+            case Step::reprocess: break;
+            case Step::finished:
+                finished_ = true;
+                return {static_cast<std::size_t>(p + 1 - begin), true};
+        }
+    }
+    return {in.size(), false};
+}
+
+DataDecoder::Step DataDecoder::step(char c, std::string& out) {
+    switch (state_) {
+        case State::line_start: return at_line_start(c);
+        case State::dot: return after_dot(c, out);
+        case State::dot_cr: return after_dot_cr(c, out);
+        case State::cr: return after_cr(c, out);
+        case State::in_line: break;
+    }
+    return Step::reprocess;  // in_line bytes are handled by scan_line
+}
+
+// First byte of a line. Nothing is emitted yet: a "." or CR may still turn out to be
+// (part of) the end marker or a line break.
+DataDecoder::Step DataDecoder::at_line_start(char c) {
+    switch (c) {
+        case '.': state_ = State::dot; return Step::consumed;
+        case '\r': state_ = State::cr; return Step::consumed;
+        default: state_ = State::in_line; return Step::reprocess;  // bare LF included
+    }
+}
+
+// After a leading "." (transparency: that dot is dropped).
+DataDecoder::Step DataDecoder::after_dot(char c, std::string& out) {
+    switch (c) {
+        case '.':  // the decoded line starts with "." and is re-stuffed
+            out.push_back('.');
+            content(&c, &c + 1, out);
+            state_ = State::in_line;
+            return Step::consumed;
+        case '\r': state_ = State::dot_cr; return Step::consumed;
+        default: state_ = State::in_line; return Step::reprocess;  // bare LF included
+    }
+}
+
+// After "." CR at a line start: the end marker if LF follows on a line that began
+// after a real CRLF; otherwise a line "." whose dot is dropped.
+DataDecoder::Step DataDecoder::after_dot_cr(char c, std::string& out) {
+    if (c == '\n') {
+        if (after_crlf_) {
+            return Step::finished;
+        }
+        end_line(out);  // normalize only: "." after a bare ending decodes to ""
+        return Step::consumed;
+    }
+    bare_ending('\r', out);
+    return Step::reprocess;
+}
+
+// After a CR that is not yet known to be part of a CRLF.
+DataDecoder::Step DataDecoder::after_cr(char c, std::string& out) {
+    if (c == '\n') {
+        end_line(out);
+        return Step::consumed;
+    }
+    bare_ending('\r', out);
+    return Step::reprocess;
+}
+
+// Copies runs of ordinary bytes; stops after a line break or at the end of input.
+const char* DataDecoder::scan_line(const char* p, const char* end, Scanner& scanner,
+                                   std::string& out) {
+    const char* run = p;
+    for (;;) {
+        const char* q = scanner.next(p);
+        if (q == end) {
+            content(run, end, out);
+            return end;
+        }
+        const bool is_cr = *q == '\r';
+        if (is_cr && q + 1 == end) {  // CR at the end of this input: undecided
+            content(run, q, out);
+            state_ = State::cr;
+            return end;
+        }
+        if (is_cr && q[1] == '\n') {  // real CRLF: copy run and break in one append
+            out.append(run, static_cast<std::size_t>(q + 2 - run));
+            count(static_cast<std::uint64_t>(q - run));
+            close_line(true);
+            return q + 2;
+        }
+        // A bare CR or LF (an LF right after a CR never gets here).
+        bare_seen_ = true;
+        if (policy_ == BarePolicy::reject) {
+            p = q + 1;  // ordinary content: keep the run going
+            continue;
+        }
+        content(run, q, out);
+        out.append("\r\n");
+        close_line(false);
+        return q + 1;
+    }
+}
+
+// A bare CR or LF at a line start (or right after a leading dot) in state `state_`.
+void DataDecoder::bare_ending(char c, std::string& out) {
+    bare_seen_ = true;
+    if (policy_ == BarePolicy::reject) {
+        content(&c, &c + 1, out);
+        state_ = State::in_line;
+        return;
+    }
+    out.append("\r\n");
+    close_line(false);
+}
+
+void DataDecoder::content(const char* begin, const char* end, std::string& out) {
+    out.append(begin, static_cast<std::size_t>(end - begin));
+    count(static_cast<std::uint64_t>(end - begin));
+}
+
+void DataDecoder::count(std::uint64_t n) {
+    size_ += n;
+    line_len_ += n;
+    longest_ = std::max(longest_, line_len_);
+}
+
+void DataDecoder::close_line(bool after_crlf) {
+    size_ += 2;
+    line_len_ = 0;
+    state_ = State::line_start;
+    after_crlf_ = after_crlf;
+}
+
+// A line ended by a real CRLF.
+void DataDecoder::end_line(std::string& out) {
+    out.append("\r\n");
+    close_line(true);
+}
+
+void encode_line(std::string_view line, std::string& out) {
+    if (!line.empty() && line.front() == '.') {
+        out.push_back('.');
+    }
+    out.append(line);
+    out.append("\r\n");
+}
+
+}  // namespace portcullis::smtp

@@ -1,0 +1,274 @@
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "data_codec_model.hpp"
+#include "smtp/data_codec.hpp"
+
+using portcullis::smtp::BarePolicy;
+using portcullis::smtp::DataDecoder;
+using portcullis::smtp::encode_line;
+namespace model = portcullis::smtp::model;
+
+namespace {
+
+// Feeds `in` split at `cuts` (sorted offsets), stopping at the end of data like a
+// caller would; `consumed` is the total over all chunks.
+model::Decoded run(std::string_view in, BarePolicy policy, const std::vector<std::size_t>& cuts) {
+    DataDecoder decoder(policy);
+    model::Decoded d;
+    std::size_t start = 0;
+    auto bounds = cuts;
+    bounds.push_back(in.size());
+    for (const std::size_t end : bounds) {
+        const auto r = decoder.feed(in.substr(start, end - start), d.out);
+        d.consumed += r.consumed;
+        if (r.finished) {
+            d.finished = true;
+            break;
+        }
+        REQUIRE(r.consumed == end - start);
+        start = end;
+    }
+    d.bare_seen = decoder.bare_line_ending_seen();
+    d.size = decoder.message_size();
+    d.longest = decoder.longest_line();
+    return d;
+}
+
+model::Decoded run(std::string_view in, BarePolicy policy) { return run(in, policy, {}); }
+
+void require_same(const model::Decoded& a, const model::Decoded& b) {
+    REQUIRE(a.out == b.out);
+    REQUIRE(a.consumed == b.consumed);
+    REQUIRE(a.finished == b.finished);
+    REQUIRE(a.bare_seen == b.bare_seen);
+    REQUIRE(a.size == b.size);
+    REQUIRE(a.longest == b.longest);
+}
+
+std::string encode_all(const std::vector<std::string>& lines) {
+    std::string out;
+    for (const auto& l : lines) {
+        encode_line(l, out);
+    }
+    return out;
+}
+
+constexpr BarePolicy kPolicies[] = {BarePolicy::reject, BarePolicy::normalize};
+
+class RandomInput {
+public:
+    explicit RandomInput(std::uint32_t seed) : rng_(seed) {}
+
+    // Bytes biased towards the ones that matter: CR, LF, ".", plus text and any byte.
+    std::string bytes(std::size_t max_len) {
+        static constexpr char kAlphabet[] = {'\r', '\n', '.', '.', 'a', 'M', ' ', '\r', '\n'};
+        std::string s(pick(max_len), '\0');
+        for (auto& c : s) {
+            const auto k = pick(sizeof kAlphabet);
+            c = k < sizeof kAlphabet ? kAlphabet[k] : static_cast<char>(pick(255));
+        }
+        return s;
+    }
+
+    // Lines without CR/LF, often starting with dots.
+    std::vector<std::string> lines(std::size_t max_lines) {
+        std::vector<std::string> out(pick(max_lines));
+        for (auto& line : out) {
+            line = bytes(8);
+            std::erase_if(line, [](char c) { return c == '\r' || c == '\n'; });
+        }
+        return out;
+    }
+
+    std::vector<std::size_t> cuts(std::size_t size) {
+        std::vector<std::size_t> out(pick(5));
+        for (auto& c : out) {
+            c = pick(size);
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    // Uniform in [0, n].
+    std::size_t pick(std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n)(rng_); }
+
+private:
+    std::mt19937 rng_;
+};
+
+}  // namespace
+
+TEST_CASE("encode_line doubles a leading dot and adds CRLF", "[smtp][data]") {
+    std::string out;
+    encode_line("", out);
+    encode_line(".", out);
+    encode_line("..x", out);
+    encode_line("a.b", out);
+    REQUIRE(out == "\r\n..\r\n...x\r\na.b\r\n");
+}
+
+TEST_CASE("DATA decoding of plain messages", "[smtp][data]") {
+    for (const auto policy : kPolicies) {
+        SECTION("simple message") {
+            const auto d = run("Subject: x\r\n\r\nbody\r\n.\r\n", policy);
+            REQUIRE(d.finished);
+            REQUIRE(d.out == "Subject: x\r\n\r\nbody\r\n");
+            REQUIRE(d.size == 20);
+            REQUIRE(d.longest == 10);
+            REQUIRE_FALSE(d.bare_seen);
+        }
+        SECTION("empty message ends at the very start") {
+            const auto d = run(".\r\nQUIT\r\n", policy);
+            REQUIRE(d.finished);
+            REQUIRE(d.consumed == 3);
+            REQUIRE(d.out.empty());
+            REQUIRE(d.size == 0);
+        }
+        SECTION("transparency: leading dot removed, then re-stuffed") {
+            const auto d = run("..\r\n...x\r\n.y\r\n.\r\n", policy);
+            REQUIRE(d.out == "..\r\n...x\r\ny\r\n");
+            REQUIRE(d.size == 1 + 2 + 3 + 2 + 1 + 2);
+        }
+        SECTION("a partial line is flushed on every feed") {
+            DataDecoder decoder(policy);
+            std::string out;
+            REQUIRE_FALSE(decoder.feed("abc", out).finished);
+            REQUIRE(out == "abc");
+            REQUIRE_FALSE(decoder.feed("def\r", out).finished);
+            REQUIRE(out == "abcdef");
+            REQUIRE(decoder.longest_line() == 6);
+            REQUIRE_FALSE(decoder.feed("\n.", out).finished);
+            REQUIRE(out == "abcdef\r\n");
+            const auto r = decoder.feed("\r\nNOOP\r\n", out);
+            REQUIRE(r.finished);
+            REQUIRE(r.consumed == 2);
+            REQUIRE(out == "abcdef\r\n");
+            REQUIRE(decoder.feed("more", out).consumed == 0);
+        }
+    }
+}
+
+TEST_CASE("proper end of data stops before pipelined commands", "[smtp][data]") {
+    const std::string message = "line one\r\n.line two\r\n";
+    const std::string rest = "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n";
+    for (const auto policy : kPolicies) {
+        const auto d = run(message + ".\r\n" + rest, policy);
+        REQUIRE(d.finished);
+        REQUIRE(d.consumed == message.size() + 3);
+        REQUIRE(d.out == "line one\r\nline two\r\n");
+        REQUIRE_FALSE(d.bare_seen);
+    }
+}
+
+TEST_CASE("SMTP smuggling variants never end data", "[smtp][data]") {
+    const char* const variants[] = {"\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r.\r\n", "\r\n.\r"};
+    for (const char* variant : variants) {
+        const std::string input = std::string("Subject: x\r\n\r\nbody") + variant +
+                                  "MAIL FROM:<x>\r\n";
+        for (const auto policy : kPolicies) {
+            CAPTURE(variant, policy == BarePolicy::reject);
+            const auto d = run(input, policy);
+            REQUIRE_FALSE(d.finished);
+            REQUIRE(d.consumed == input.size());
+            REQUIRE(d.bare_seen);
+            if (policy == BarePolicy::normalize) {
+                REQUIRE(model::safe_output(d.out));
+            }
+        }
+    }
+}
+
+TEST_CASE("bare line endings under normalize", "[smtp][data]") {
+    SECTION("bare LF and bare CR become CRLF; CR CR LF is two breaks") {
+        const auto d = run("a\nb\rc\r\r\nd\r\n.\r\n", BarePolicy::normalize);
+        REQUIRE(d.finished);
+        REQUIRE(d.out == "a\r\nb\r\nc\r\n\r\nd\r\n");
+        REQUIRE(d.size == 14);
+        REQUIRE(d.bare_seen);
+    }
+    SECTION("a dot line ended by a bare ending decodes to an empty line") {
+        const auto d = run("x\n.\ny\r\n.\r\n", BarePolicy::normalize);
+        REQUIRE(d.finished);
+        REQUIRE(d.out == "x\r\n\r\ny\r\n");
+    }
+    SECTION("a dot line after a bare ending is not the end, even with CRLF") {
+        const auto d = run("x\n.\r\nafter\r\n.\r\n", BarePolicy::normalize);
+        REQUIRE(d.finished);
+        REQUIRE(d.out == "x\r\n\r\nafter\r\n");
+    }
+}
+
+TEST_CASE("bare line endings under reject are content", "[smtp][data]") {
+    const auto d = run("a\nb\rc\r\n.\n\r\n.\r\nQUIT\r\n", BarePolicy::reject);
+    REQUIRE(d.bare_seen);
+    REQUIRE(d.finished);
+    REQUIRE(d.out == "a\nb\rc\r\n\n\r\n");
+    REQUIRE(d.size == 5 + 2 + 1 + 2);
+    REQUIRE(d.longest == 5);
+}
+
+TEST_CASE("long lines stream with bounded buffering", "[smtp][data]") {
+    DataDecoder decoder(BarePolicy::reject);
+    const std::string chunk(4096, 'x');
+    std::string out;
+    for (int i = 0; i < 256; ++i) {
+        out.clear();
+        REQUIRE(decoder.feed(chunk, out).consumed == chunk.size());
+        REQUIRE(out == chunk);
+    }
+    REQUIRE(decoder.longest_line() == 4096u * 256u);
+    out.clear();
+    REQUIRE(decoder.feed("\r\n.\r\n", out).finished);
+    REQUIRE(out == "\r\n");
+}
+
+TEST_CASE("property: round trip of encoded lines", "[smtp][data][property]") {
+    RandomInput random(20240601);
+    for (int i = 0; i < 3000; ++i) {
+        const auto lines = random.lines(6);
+        const std::string encoded = encode_all(lines);
+        const std::string input = encoded + ".\r\nMAIL FROM:<x>\r\n";
+        for (const auto policy : kPolicies) {
+            const auto d = run(input, policy, random.cuts(input.size()));
+            REQUIRE(d.finished);
+            REQUIRE(d.consumed == encoded.size() + 3);
+            REQUIRE(d.out == encoded);
+            REQUIRE_FALSE(d.bare_seen);
+            std::uint64_t size = 0;
+            for (const auto& l : lines) {
+                size += l.size() + 2;
+            }
+            REQUIRE(d.size == size);
+        }
+    }
+}
+
+TEST_CASE("property: random streams, any split, match the model", "[smtp][data][property]") {
+    RandomInput random(1234567);
+    for (int i = 0; i < 20000; ++i) {
+        const std::string input = random.bytes(40);
+        for (const auto policy : kPolicies) {
+            CAPTURE(input, policy == BarePolicy::reject);
+            const auto whole = run(input, policy);
+            require_same(whole, model::decode(input, policy));
+            require_same(run(input, policy, random.cuts(input.size())), whole);
+
+            // (b) the only end is right after the first CRLF "." CRLF (or ".\r\n" first).
+            const auto end = model::expected_end(input);
+            REQUIRE(whole.finished == (end != std::string::npos));
+            REQUIRE(whole.consumed == (whole.finished ? end : input.size()));
+            const auto scanned = std::string_view(input).substr(0, whole.consumed);
+            const bool bare = model::has_bare(scanned, whole.finished);
+            if (policy == BarePolicy::normalize) {
+                // (c) nothing the backend could take for a line ending or end of data.
+                REQUIRE(model::safe_output(whole.out));
+            }
+            // (d) a bare CR/LF before the end is always flagged, and only then.
+            REQUIRE(whole.bare_seen == bare);
+        }
+    }
+}
