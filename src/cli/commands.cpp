@@ -284,6 +284,9 @@ int run_check_config(const fs::path& config_file, Console& io) {
     if (uses_tls) {
         try {
             tls::make_server_context(cfg->tls);
+        } catch (const tls::TlsError& e) {
+            io.err << e.what() << "\n";  // already "FILE: cause"
+            ok = false;
         } catch (const std::exception& e) {
             print_error(io.err, e);
             ok = false;

@@ -606,10 +606,8 @@ void ClientSession::start_data_phase() {
 bool ClientSession::pump_data() {
     const auto result = decoder_->feed(std::string_view(in_).substr(in_pos_), data_out_);
     in_pos_ += result.consumed;
-    if (data_failure_ == DataFailure::none && upstream_ && !data_out_.empty()) {
-        upstream_->send_data(data_out_);
-    }
-    data_out_.clear();
+    // Judge the chunk before any of it leaves: a chunk with a bare line ending or past
+    // the size limit never reaches the backend.
     if (data_failure_ == DataFailure::none) {
         if (decoder_->message_size() > cfg().limits.message_size) {
             abort_transaction(DataFailure::too_big, "message exceeds message_size");
@@ -618,6 +616,10 @@ bool ClientSession::pump_data() {
             abort_transaction(DataFailure::bare_line_ending, "bare CR or LF in message");
         }
     }
+    if (data_failure_ == DataFailure::none && upstream_ && !data_out_.empty()) {
+        upstream_->send_data(data_out_);
+    }
+    data_out_.clear();
     if (result.finished) {
         finish_data();
     }

@@ -6,7 +6,9 @@
 namespace portcullis::smtp {
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // RFC 5321 textstring (HT, SP, printable ASCII) plus 8-bit bytes some servers send.
 bool is_text_char(char c) {
@@ -14,7 +16,9 @@ bool is_text_char(char c) {
     return c == '\t' || (u >= 0x20 && u != 0x7F);
 }
 
-char safe_char(char c) { return (c == '\r' || c == '\n' || c == '\0') ? ' ' : c; }
+char safe_char(char c) {
+    return (c == '\r' || c == '\n' || c == '\0') ? ' ' : c;
+}
 
 struct ReplyLine {
     int code = 0;
@@ -116,7 +120,8 @@ ReplyParser::Result ReplyParser::next(std::string_view buffer) {
             }
             break;
         }
-        const auto length = static_cast<std::size_t>(static_cast<const char*>(lf) - rest.data()) + 1;
+        const auto length =
+            static_cast<std::size_t>(static_cast<const char*>(lf) - rest.data()) + 1;
         if (length > max_line_) {
             return fail("reply line too long");
         }

@@ -23,7 +23,7 @@ struct BackendReply {
 };
 
 class ReplyParser {
-public:
+  public:
     explicit ReplyParser(std::size_t max_line = 2048, std::size_t max_lines = 64)
         : max_line_(max_line), max_lines_(max_lines) {}
 
@@ -40,7 +40,7 @@ public:
     // is "NNN-text" or "NNN text" or "NNN"; every line of one reply has the same code.
     Result next(std::string_view buffer);
 
-private:
+  private:
     std::size_t max_line_;
     std::size_t max_lines_;
     BackendReply partial_;

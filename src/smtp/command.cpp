@@ -9,12 +9,14 @@ namespace {
 
 constexpr std::size_t kMaxAddress = 254;
 
-constexpr char to_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
+constexpr char to_upper(char c) {
+    return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(),
-                      [](char x, char y) { return to_upper(x) == to_upper(y); });
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return to_upper(x) == to_upper(y);
+           });
 }
 
 bool istarts_with(std::string_view s, std::string_view prefix) {
@@ -109,7 +111,9 @@ bool is_alnum(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-bool is_non_ascii(char c) { return static_cast<unsigned char>(c) >= 0x80; }
+bool is_non_ascii(char c) {
+    return static_cast<unsigned char>(c) >= 0x80;
+}
 
 // RFC 5321 atext (plus '.', which separates atoms), or UTF-8 (RFC 6531).
 bool is_local_char(char c) {
@@ -204,7 +208,8 @@ bool valid_source_route(std::string_view route) {
             return false;
         }
         const auto comma = route.find(',');
-        const auto domain = route.substr(1, comma == std::string_view::npos ? route.npos : comma - 1);
+        const auto domain =
+            route.substr(1, comma == std::string_view::npos ? route.npos : comma - 1);
         if (domain.empty() || domain.front() == '[' || !valid_domain(domain)) {
             return false;
         }
@@ -283,7 +288,9 @@ std::optional<std::vector<Parameter>> parse_parameters(std::string_view text) {
 
 enum class PathKind { mail, rcpt };
 
-PathResult fail(PathError e) { return PathResult{std::nullopt, e}; }
+PathResult fail(PathError e) {
+    return PathResult{std::nullopt, e};
+}
 
 bool acceptable_address(std::string_view path, std::string_view address, PathKind kind) {
     if (path.empty()) {
@@ -324,7 +331,8 @@ PathResult parse_path_argument(std::string_view argument, std::string_view prefi
     if (!parameters) {
         return fail(PathError::bad_parameter);
     }
-    return PathResult{PathArgument{std::string(*address), std::move(*parameters)}, PathError::syntax};
+    return PathResult{PathArgument{std::string(*address), std::move(*parameters)},
+                      PathError::syntax};
 }
 
 }  // namespace

@@ -15,8 +15,21 @@ namespace portcullis::smtp {
 inline constexpr std::size_t kMaxCommandLine = 512;
 
 enum class Verb {
-    ehlo, helo, mail, rcpt, data, rset, noop, quit, vrfy, expn, help, starttls, auth,
-    bdat, unknown
+    ehlo,
+    helo,
+    mail,
+    rcpt,
+    data,
+    rset,
+    noop,
+    quit,
+    vrfy,
+    expn,
+    help,
+    starttls,
+    auth,
+    bdat,
+    unknown
 };
 
 struct Command {

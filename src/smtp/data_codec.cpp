@@ -9,7 +9,7 @@ namespace portcullis::smtp {
 // until the position passes it, so every byte of one feed is scanned at most once per
 // character whatever the mix of CRs and LFs (no quadratic rescans).
 class DataDecoder::Scanner {
-public:
+  public:
     Scanner(const char* begin, const char* end) : begin_(begin), end_(end) {}
 
     const char* next(const char* p) {
@@ -23,7 +23,7 @@ public:
         return begin_ + std::min(cr_, lf_);
     }
 
-private:
+  private:
     std::ptrdiff_t find(const char* p, char c) const {
         const void* hit = std::memchr(p, c, static_cast<std::size_t>(end_ - p));
         return (hit == nullptr ? end_ : static_cast<const char*>(hit)) - begin_;
@@ -49,8 +49,11 @@ DataDecoder::Result DataDecoder::feed(std::string_view in, std::string& out) {
             continue;
         }
         switch (step(*p, out)) {
-            case Step::consumed: ++p; break;
-            case Step::reprocess: break;
+            case Step::consumed:
+                ++p;
+                break;
+            case Step::reprocess:
+                break;
             case Step::finished:
                 finished_ = true;
                 return {static_cast<std::size_t>(p + 1 - begin), true};
@@ -61,11 +64,16 @@ DataDecoder::Result DataDecoder::feed(std::string_view in, std::string& out) {
 
 DataDecoder::Step DataDecoder::step(char c, std::string& out) {
     switch (state_) {
-        case State::line_start: return at_line_start(c);
-        case State::dot: return after_dot(c, out);
-        case State::dot_cr: return after_dot_cr(c, out);
-        case State::cr: return after_cr(c, out);
-        case State::in_line: break;
+        case State::line_start:
+            return at_line_start(c);
+        case State::dot:
+            return after_dot(c, out);
+        case State::dot_cr:
+            return after_dot_cr(c, out);
+        case State::cr:
+            return after_cr(c, out);
+        case State::in_line:
+            break;
     }
     return Step::reprocess;  // in_line bytes are handled by scan_line
 }
@@ -74,9 +82,15 @@ DataDecoder::Step DataDecoder::step(char c, std::string& out) {
 // (part of) the end marker or a line break.
 DataDecoder::Step DataDecoder::at_line_start(char c) {
     switch (c) {
-        case '.': state_ = State::dot; return Step::consumed;
-        case '\r': state_ = State::cr; return Step::consumed;
-        default: state_ = State::in_line; return Step::reprocess;  // bare LF included
+        case '.':
+            state_ = State::dot;
+            return Step::consumed;
+        case '\r':
+            state_ = State::cr;
+            return Step::consumed;
+        default:
+            state_ = State::in_line;
+            return Step::reprocess;  // bare LF included
     }
 }
 
@@ -88,8 +102,12 @@ DataDecoder::Step DataDecoder::after_dot(char c, std::string& out) {
             content(&c, &c + 1, out);
             state_ = State::in_line;
             return Step::consumed;
-        case '\r': state_ = State::dot_cr; return Step::consumed;
-        default: state_ = State::in_line; return Step::reprocess;  // bare LF included
+        case '\r':
+            state_ = State::dot_cr;
+            return Step::consumed;
+        default:
+            state_ = State::in_line;
+            return Step::reprocess;  // bare LF included
     }
 }
 

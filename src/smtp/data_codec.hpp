@@ -18,7 +18,7 @@ enum class BarePolicy {
 inline constexpr std::string_view kEndOfData = ".\r\n";
 
 class DataDecoder {
-public:
+  public:
     explicit DataDecoder(BarePolicy policy) : policy_(policy) {}
 
     struct Result {
@@ -44,7 +44,7 @@ public:
     // Longest line (without line break) seen so far.
     std::uint64_t longest_line() const { return longest_; }
 
-private:
+  private:
     enum class State { line_start, dot, dot_cr, in_line, cr };
     enum class Step { consumed, reprocess, finished };  // what a state step did with a byte
     class Scanner;                                      // finds the next CR/LF in one feed

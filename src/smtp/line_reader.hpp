@@ -7,7 +7,7 @@
 namespace portcullis::smtp {
 
 class LineReader {
-public:
+  public:
     // `max_line` counts the terminator (CRLF) too.
     explicit LineReader(std::size_t max_line) : max_line_(max_line) {}
 
@@ -18,8 +18,8 @@ public:
     };
     struct Result {
         Kind kind = Kind::need_more;
-        std::string_view text;   // points into the buffer passed to next()
-        std::size_t consumed = 0; // bytes of the buffer this call used up
+        std::string_view text;     // points into the buffer passed to next()
+        std::size_t consumed = 0;  // bytes of the buffer this call used up
     };
 
     // Looks at the front of `buffer`. Lines end at LF; a CR right before the LF is
@@ -32,7 +32,7 @@ public:
 
     bool skipping() const { return skipping_; }
 
-private:
+  private:
     std::size_t max_line_;
     bool skipping_ = false;
 };

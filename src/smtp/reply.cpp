@@ -15,51 +15,86 @@ void append_text(std::string& out, std::string_view text) {
     }
 }
 
-void append_code(std::string& out, int code) { out += std::to_string(code); }
+void append_code(std::string& out, int code) {
+    out += std::to_string(code);
+}
 
 }  // namespace
 
 std::string_view reply(ReplyId id) {
     switch (id) {
-        case ReplyId::ready: return "220 ESMTP ready\r\n";
-        case ReplyId::starttls_go: return "220 2.0.0 Ready to start TLS\r\n";
-        case ReplyId::closing: return "221 2.0.0 Bye\r\n";
-        case ReplyId::auth_ok: return "235 2.7.0 Authentication successful\r\n";
-        case ReplyId::ok: return "250 2.0.0 OK\r\n";
-        case ReplyId::sender_ok: return "250 2.1.0 Sender OK\r\n";
-        case ReplyId::recipient_ok: return "250 2.1.5 Recipient OK\r\n";
-        case ReplyId::reset_ok: return "250 2.0.0 Reset\r\n";
-        case ReplyId::vrfy_cannot: return "252 2.5.0 Cannot VRFY user, but will accept message\r\n";
-        case ReplyId::data_go: return "354 End data with <CR><LF>.<CR><LF>\r\n";
-        case ReplyId::shutting_down: return "421 4.3.2 Service shutting down\r\n";
-        case ReplyId::timeout: return "421 4.4.2 Timeout, closing connection\r\n";
-        case ReplyId::backend_unavailable: return "421 4.4.1 Backend unavailable\r\n";
-        case ReplyId::backend_lost: return "451 4.4.2 Backend connection lost\r\n";
-        case ReplyId::temp_auth_failure: return "454 4.7.0 Temporary authentication failure\r\n";
-        case ReplyId::tls_not_available: return "454 4.7.0 TLS not available\r\n";
-        case ReplyId::syntax_unknown: return "500 5.5.1 Command unrecognized\r\n";
-        case ReplyId::line_too_long: return "500 5.5.2 Line too long\r\n";
-        case ReplyId::param_syntax: return "501 5.5.4 Syntax error in parameters\r\n";
-        case ReplyId::auth_cancelled: return "501 5.7.0 Authentication cancelled\r\n";
-        case ReplyId::bad_base64: return "501 5.5.2 Invalid base64 data\r\n";
-        case ReplyId::not_implemented: return "502 5.5.1 Command not implemented\r\n";
-        case ReplyId::bad_sequence: return "503 5.5.1 Bad sequence of commands\r\n";
-        case ReplyId::already_authenticated: return "503 5.5.1 Already authenticated\r\n";
+        case ReplyId::ready:
+            return "220 ESMTP ready\r\n";
+        case ReplyId::starttls_go:
+            return "220 2.0.0 Ready to start TLS\r\n";
+        case ReplyId::closing:
+            return "221 2.0.0 Bye\r\n";
+        case ReplyId::auth_ok:
+            return "235 2.7.0 Authentication successful\r\n";
+        case ReplyId::ok:
+            return "250 2.0.0 OK\r\n";
+        case ReplyId::sender_ok:
+            return "250 2.1.0 Sender OK\r\n";
+        case ReplyId::recipient_ok:
+            return "250 2.1.5 Recipient OK\r\n";
+        case ReplyId::reset_ok:
+            return "250 2.0.0 Reset\r\n";
+        case ReplyId::vrfy_cannot:
+            return "252 2.5.0 Cannot VRFY user, but will accept message\r\n";
+        case ReplyId::data_go:
+            return "354 End data with <CR><LF>.<CR><LF>\r\n";
+        case ReplyId::shutting_down:
+            return "421 4.3.2 Service shutting down\r\n";
+        case ReplyId::timeout:
+            return "421 4.4.2 Timeout, closing connection\r\n";
+        case ReplyId::backend_unavailable:
+            return "421 4.4.1 Backend unavailable\r\n";
+        case ReplyId::backend_lost:
+            return "451 4.4.2 Backend connection lost\r\n";
+        case ReplyId::temp_auth_failure:
+            return "454 4.7.0 Temporary authentication failure\r\n";
+        case ReplyId::tls_not_available:
+            return "454 4.7.0 TLS not available\r\n";
+        case ReplyId::syntax_unknown:
+            return "500 5.5.1 Command unrecognized\r\n";
+        case ReplyId::line_too_long:
+            return "500 5.5.2 Line too long\r\n";
+        case ReplyId::param_syntax:
+            return "501 5.5.4 Syntax error in parameters\r\n";
+        case ReplyId::auth_cancelled:
+            return "501 5.7.0 Authentication cancelled\r\n";
+        case ReplyId::bad_base64:
+            return "501 5.5.2 Invalid base64 data\r\n";
+        case ReplyId::not_implemented:
+            return "502 5.5.1 Command not implemented\r\n";
+        case ReplyId::bad_sequence:
+            return "503 5.5.1 Bad sequence of commands\r\n";
+        case ReplyId::already_authenticated:
+            return "503 5.5.1 Already authenticated\r\n";
         case ReplyId::mechanism_unknown:
             return "504 5.5.4 Unrecognized authentication mechanism\r\n";
-        case ReplyId::auth_required: return "530 5.7.0 Authentication required\r\n";
-        case ReplyId::starttls_first: return "530 5.7.0 Must issue a STARTTLS command first\r\n";
-        case ReplyId::bad_credentials: return "535 5.7.8 Authentication credentials invalid\r\n";
+        case ReplyId::auth_required:
+            return "530 5.7.0 Authentication required\r\n";
+        case ReplyId::starttls_first:
+            return "530 5.7.0 Must issue a STARTTLS command first\r\n";
+        case ReplyId::bad_credentials:
+            return "535 5.7.8 Authentication credentials invalid\r\n";
         case ReplyId::encryption_required:
             return "538 5.7.11 Encryption required for requested authentication mechanism\r\n";
-        case ReplyId::too_many_recipients: return "452 4.5.3 Too many recipients\r\n";
-        case ReplyId::message_too_big: return "552 5.3.4 Message size exceeds fixed limit\r\n";
-        case ReplyId::sender_not_owned: return "553 5.7.1 Sender address not owned by user\r\n";
+        case ReplyId::too_many_recipients:
+            return "452 4.5.3 Too many recipients\r\n";
+        case ReplyId::message_too_big:
+            return "552 5.3.4 Message size exceeds fixed limit\r\n";
+        case ReplyId::sender_not_owned:
+            return "553 5.7.1 Sender address not owned by user\r\n";
         case ReplyId::bare_line_ending:
             return "550 5.6.0 Bare CR or LF in message; use CRLF line endings\r\n";
-        case ReplyId::bad_address: return "553 5.1.3 Bad address syntax\r\n";
-        case ReplyId::param_unknown: return "555 5.5.4 Unsupported parameter\r\n";
-        case ReplyId::no_valid_recipients: return "554 5.5.1 No valid recipients\r\n";
+        case ReplyId::bad_address:
+            return "553 5.1.3 Bad address syntax\r\n";
+        case ReplyId::param_unknown:
+            return "555 5.5.4 Unsupported parameter\r\n";
+        case ReplyId::no_valid_recipients:
+            return "554 5.5.1 No valid recipients\r\n";
         case ReplyId::too_many_connections:
             return "421 4.7.0 Too many connections, try again later\r\n";
     }

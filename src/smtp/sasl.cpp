@@ -13,10 +13,11 @@ constexpr std::string_view kUsernameChallenge = "VXNlcm5hbWU6";  // "Username:"
 constexpr std::string_view kPasswordChallenge = "UGFzc3dvcmQ6";  // "Password:"
 
 bool iequals(std::string_view a, std::string_view b) {
-    const auto upper = [](char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; };
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(),
-                      [&](char x, char y) { return upper(x) == upper(y); });
+    const auto upper = [](char c) {
+        return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
+    };
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                              [&](char x, char y) { return upper(x) == upper(y); });
 }
 
 // libsodium 1.0.18 maps some bytes >= 0x80 to base64 digits ("\x80\x80\x80\x80"
@@ -30,7 +31,7 @@ bool base64_alphabet(std::string_view text) {
 
 // A temporary byte buffer wiped when it goes out of scope.
 class WipedBuffer {
-public:
+  public:
     explicit WipedBuffer(std::size_t size) : bytes_(size) {}
     WipedBuffer(const WipedBuffer&) = delete;
     WipedBuffer& operator=(const WipedBuffer&) = delete;
@@ -38,7 +39,7 @@ public:
     unsigned char* data() { return bytes_.data(); }
     std::size_t size() const { return bytes_.size(); }
 
-private:
+  private:
     std::vector<unsigned char> bytes_;
 };
 
@@ -123,7 +124,8 @@ std::optional<SecureString> decode_base64(std::string_view text) {
 }
 
 std::string encode_base64(std::string_view bytes) {
-    const std::size_t max_len = sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL);
+    const std::size_t max_len =
+        sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL);
     std::string out(max_len, '\0');
     sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
                       bytes.size(), sodium_base64_VARIANT_ORIGINAL);
@@ -163,11 +165,15 @@ SaslExchange::Step SaslExchange::advance(State state, std::string_view line) {
         return failed(ReplyId::auth_cancelled);
     }
     switch (state) {
-        case State::want_plain: return accept_plain(line);
-        case State::want_login_user: return accept_login_user(line);
-        case State::want_login_password: return accept_login_password(line);
+        case State::want_plain:
+            return accept_plain(line);
+        case State::want_login_user:
+            return accept_login_user(line);
+        case State::want_login_password:
+            return accept_login_password(line);
         case State::idle:
-        case State::done: break;
+        case State::done:
+            break;
     }
     return failed(ReplyId::bad_sequence);
 }

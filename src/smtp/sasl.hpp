@@ -27,12 +27,12 @@ struct Credentials {
 };
 
 class SaslExchange {
-public:
+  public:
     explicit SaslExchange(Mechanism mechanism) : mechanism_(mechanism) {}
 
     struct Step {
         enum class Kind { challenge, done, failed } kind = Kind::failed;
-        std::string challenge;          // for `challenge`: full "334 ...\r\n" line
+        std::string challenge;                // for `challenge`: full "334 ...\r\n" line
         ReplyId error = ReplyId::bad_base64;  // for `failed`: reply to send
     };
 
@@ -45,7 +45,7 @@ public:
     Credentials take_credentials() { return std::move(credentials_); }
     Mechanism mechanism() const { return mechanism_; }
 
-private:
+  private:
     enum class State { idle, want_plain, want_login_user, want_login_password, done };
     Step advance(State state, std::string_view line);
     Step accept_plain(std::string_view base64);

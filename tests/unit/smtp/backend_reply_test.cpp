@@ -47,9 +47,9 @@ TEST_CASE("multi-line backend replies, split anywhere", "[smtp][backend]") {
 
 TEST_CASE("malformed backend replies are errors", "[smtp][backend]") {
     const char* const bad[] = {
-        "25 ok\r\n",          "abc ok\r\n",        "250x\r\n",         "150 ok\r\n",
-        "650 ok\r\n",         "250 a\rb\r\n",      "250-a\r\n251 b\r\n", "250 a\x01\r\n",
-        "250 a\x7f\r\n",      "\r\n",              "250\r\r\n",
+        "25 ok\r\n",     "abc ok\r\n",   "250x\r\n",           "150 ok\r\n",
+        "650 ok\r\n",    "250 a\rb\r\n", "250-a\r\n251 b\r\n", "250 a\x01\r\n",
+        "250 a\x7f\r\n", "\r\n",         "250\r\r\n",
     };
     for (const char* input : bad) {
         CAPTURE(input);
@@ -83,8 +83,8 @@ TEST_CASE("reply classes and enhanced codes", "[smtp][backend]") {
     r.lines = {"5.123.999"};
     REQUIRE(r.permanent());
     REQUIRE(r.enhanced() == "5.123.999");
-    const char* const no_code[] = {"3.0.0 x", "2.0 x",     "2.0.0x",   "2.1234.0 x",
-                                   "2..0 x",  "2.0.1234", " 2.0.0 x", "2.0.",  "x"};
+    const char* const no_code[] = {"3.0.0 x",  "2.0 x",    "2.0.0x", "2.1234.0 x", "2..0 x",
+                                   "2.0.1234", " 2.0.0 x", "2.0.",   "x"};
     for (const char* text : no_code) {
         CAPTURE(text);
         r.lines = {text};

@@ -90,7 +90,8 @@ TEST_CASE("parse_mail_from: paths and the null path", "[smtp][command]") {
     REQUIRE(mail_ok("FROM:<user@[192.0.2.1]>").address == "user@[192.0.2.1]");
     REQUIRE(mail_ok("FROM:<user@[IPv6:2001:db8::1]>").address == "user@[IPv6:2001:db8::1]");
     REQUIRE(mail_ok("FROM:<jörg@bücher.example>").address == "jörg@bücher.example");
-    REQUIRE(mail_ok("FROM:<a+tag=x/y@sub.example-one.org>").address == "a+tag=x/y@sub.example-one.org");
+    REQUIRE(mail_ok("FROM:<a+tag=x/y@sub.example-one.org>").address ==
+            "a+tag=x/y@sub.example-one.org");
 }
 
 TEST_CASE("parse_mail_from: syntax errors", "[smtp][command]") {
@@ -130,12 +131,12 @@ TEST_CASE("parse_mail_from: bad addresses", "[smtp][command]") {
 TEST_CASE("parse_mail_from: UTF-8 must be well-formed", "[smtp][command]") {
     REQUIRE(mail_ok("FROM:<\xe2\x82\xac@x>").address == "\xe2\x82\xac@x");
     REQUIRE(mail_ok("FROM:<\xf0\x9f\x98\x80@x>").address == "\xf0\x9f\x98\x80@x");
-    REQUIRE(mail_error("FROM:<\xc3@x>") == PathError::bad_address);           // truncated
-    REQUIRE(mail_error("FROM:<\xc0\xaf@x>") == PathError::bad_address);       // overlong
-    REQUIRE(mail_error("FROM:<\xe0\x80\xaf@x>") == PathError::bad_address);   // overlong
-    REQUIRE(mail_error("FROM:<\xed\xa0\x80@x>") == PathError::bad_address);   // surrogate
+    REQUIRE(mail_error("FROM:<\xc3@x>") == PathError::bad_address);              // truncated
+    REQUIRE(mail_error("FROM:<\xc0\xaf@x>") == PathError::bad_address);          // overlong
+    REQUIRE(mail_error("FROM:<\xe0\x80\xaf@x>") == PathError::bad_address);      // overlong
+    REQUIRE(mail_error("FROM:<\xed\xa0\x80@x>") == PathError::bad_address);      // surrogate
     REQUIRE(mail_error("FROM:<\xf4\x90\x80\x80@x>") == PathError::bad_address);  // > U+10FFFF
-    REQUIRE(mail_error("FROM:<\x80@x>") == PathError::bad_address);           // lone continuation
+    REQUIRE(mail_error("FROM:<\x80@x>") == PathError::bad_address);  // lone continuation
     REQUIRE(mail_error("FROM:<\xff@x>") == PathError::bad_address);
 }
 

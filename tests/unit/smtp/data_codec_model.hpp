@@ -56,7 +56,9 @@ inline LineEnd find_line_end(std::string_view in, std::size_t pos, BarePolicy po
     return e;
 }
 
-inline bool has_cr_or_lf(std::string_view s) { return s.find_first_of("\r\n") != s.npos; }
+inline bool has_cr_or_lf(std::string_view s) {
+    return s.find_first_of("\r\n") != s.npos;
+}
 
 inline Decoded decode(std::string_view in, BarePolicy policy) {
     Decoded d;

@@ -38,7 +38,9 @@ model::Decoded run(std::string_view in, BarePolicy policy, const std::vector<std
     return d;
 }
 
-model::Decoded run(std::string_view in, BarePolicy policy) { return run(in, policy, {}); }
+model::Decoded run(std::string_view in, BarePolicy policy) {
+    return run(in, policy, {});
+}
 
 void require_same(const model::Decoded& a, const model::Decoded& b) {
     REQUIRE(a.out == b.out);
@@ -60,7 +62,7 @@ std::string encode_all(const std::vector<std::string>& lines) {
 constexpr BarePolicy kPolicies[] = {BarePolicy::reject, BarePolicy::normalize};
 
 class RandomInput {
-public:
+  public:
     explicit RandomInput(std::uint32_t seed) : rng_(seed) {}
 
     // Bytes biased towards the ones that matter: CR, LF, ".", plus text and any byte.
@@ -94,9 +96,11 @@ public:
     }
 
     // Uniform in [0, n].
-    std::size_t pick(std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n)(rng_); }
+    std::size_t pick(std::size_t n) {
+        return std::uniform_int_distribution<std::size_t>(0, n)(rng_);
+    }
 
-private:
+  private:
     std::mt19937 rng_;
 };
 
@@ -167,8 +171,8 @@ TEST_CASE("proper end of data stops before pipelined commands", "[smtp][data]") 
 TEST_CASE("SMTP smuggling variants never end data", "[smtp][data]") {
     const char* const variants[] = {"\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r.\r\n", "\r\n.\r"};
     for (const char* variant : variants) {
-        const std::string input = std::string("Subject: x\r\n\r\nbody") + variant +
-                                  "MAIL FROM:<x>\r\n";
+        const std::string input =
+            std::string("Subject: x\r\n\r\nbody") + variant + "MAIL FROM:<x>\r\n";
         for (const auto policy : kPolicies) {
             CAPTURE(variant, policy == BarePolicy::reject);
             const auto d = run(input, policy);

@@ -22,8 +22,7 @@ TEST_CASE("reply table texts", "[smtp][reply]") {
     REQUIRE(reply(ReplyId::timeout) == "421 4.4.2 Timeout, closing connection\r\n");
     REQUIRE(reply(ReplyId::backend_unavailable) == "421 4.4.1 Backend unavailable\r\n");
     REQUIRE(reply(ReplyId::backend_lost) == "451 4.4.2 Backend connection lost\r\n");
-    REQUIRE(reply(ReplyId::temp_auth_failure) ==
-            "454 4.7.0 Temporary authentication failure\r\n");
+    REQUIRE(reply(ReplyId::temp_auth_failure) == "454 4.7.0 Temporary authentication failure\r\n");
     REQUIRE(reply(ReplyId::tls_not_available) == "454 4.7.0 TLS not available\r\n");
     REQUIRE(reply(ReplyId::syntax_unknown) == "500 5.5.1 Command unrecognized\r\n");
     REQUIRE(reply(ReplyId::line_too_long) == "500 5.5.2 Line too long\r\n");
@@ -36,8 +35,7 @@ TEST_CASE("reply table texts", "[smtp][reply]") {
     REQUIRE(reply(ReplyId::mechanism_unknown) ==
             "504 5.5.4 Unrecognized authentication mechanism\r\n");
     REQUIRE(reply(ReplyId::auth_required) == "530 5.7.0 Authentication required\r\n");
-    REQUIRE(reply(ReplyId::starttls_first) ==
-            "530 5.7.0 Must issue a STARTTLS command first\r\n");
+    REQUIRE(reply(ReplyId::starttls_first) == "530 5.7.0 Must issue a STARTTLS command first\r\n");
     REQUIRE(reply(ReplyId::bad_credentials) == "535 5.7.8 Authentication credentials invalid\r\n");
     REQUIRE(reply(ReplyId::encryption_required) ==
             "538 5.7.11 Encryption required for requested authentication mechanism\r\n");

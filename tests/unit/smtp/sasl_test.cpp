@@ -9,7 +9,9 @@ using Kind = SaslExchange::Step::Kind;
 
 namespace {
 
-std::string b64(std::string_view s) { return encode_base64(s); }
+std::string b64(std::string_view s) {
+    return encode_base64(s);
+}
 
 std::string plain(std::string_view authzid, std::string_view authcid, std::string_view password) {
     std::string m(authzid);
