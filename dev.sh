@@ -145,14 +145,16 @@ run_fuzz() {
   local out=build/fuzz.log p f rc
   log "fuzz: scripts/fuzz.sh 5"
   mkdir -p build
-  timeout 600 scripts/fuzz.sh 5 2>&1 | tee "$out"
+  timeout 900 scripts/fuzz.sh 5 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
-  # one test per target: lines "PASS <target>" / "FAIL <target>: reason"
-  p=$(grep -cE '^PASS ' "$out")
-  f=$(grep -cE '^FAIL ' "$out")
-  if [ $((p + f)) -eq 0 ]; then  # no per-target lines: the script is one test
-    if [ "$rc" -eq 0 ]; then p=1; else f=1; fi
-  elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+  # one test per target: fuzz.sh prints "TARGET  executions: N  crashes: N"
+  p=$(grep -cE '^[A-Za-z0-9_]+ +executions: +[^ ]+ +crashes: +0$' "$out")
+  f=$(grep -E '^[A-Za-z0-9_]+ +executions: ' "$out" | grep -cvE 'executions: +[^ ]+ +crashes: +0$')
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then  # build failure or a crash it did not list
+    echo "fuzz: scripts/fuzz.sh exited $rc"
+    f=1
+  elif [ $((p + f)) -eq 0 ]; then
+    echo "fuzz: no per-target results"
     f=1
   fi
   record "fuzz" "$p" "$f"

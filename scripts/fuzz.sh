@@ -19,13 +19,17 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build-fuzz"
 targets=(fuzz_command fuzz_sasl fuzz_data_codec fuzz_backend_reply)
 
+# Reuses build-fuzz when it was set up with clang; otherwise sets it up afresh, keeping
+# the working corpora gathered by earlier runs.
 configure() {
-    if [[ -f "$build/build.ninja" ]] && grep -q '"id": "clang"' "$build/meson-info/intro-compilers.json" 2>/dev/null; then
+    if [[ -f "$build/build.ninja" ]] && grep -q 'clang++' "$build/build.ninja"; then
         meson configure "$build" -Dfuzzing=true >/dev/null
-    else
-        rm -rf "$build"
-        CC=clang CXX=clang++ meson setup "$build" "$root" -Dfuzzing=true >/dev/null
+        return
     fi
+    if [[ -d "$build" ]]; then
+        find "$build" -mindepth 1 -maxdepth 1 ! -name corpus -exec rm -rf {} +
+    fi
+    CC=clang CXX=clang++ meson setup "$build" "$root" -Dfuzzing=true >/dev/null
 }
 
 build_targets() {

@@ -193,11 +193,16 @@ std::optional<std::string> TableReader::string(std::string_view key) {
     if (node == nullptr) {
         return std::nullopt;
     }
-    if (const auto* s = node->as_string()) {
-        return s->get();
+    const auto* s = node->as_string();
+    if (s == nullptr) {
+        expected(*node, key, "a string");
+        return std::nullopt;
     }
-    expected(*node, key, "a string");
-    return std::nullopt;
+    if (s->get().find('\0') != std::string::npos) {
+        error(*node, key, "must not contain a NUL character");
+        return std::nullopt;
+    }
+    return s->get();
 }
 
 std::optional<std::string> TableReader::nonempty_string(std::string_view key) {
@@ -339,6 +344,9 @@ std::optional<std::vector<std::string>> TableReader::string_list(std::string_vie
             ok = false;
         } else if (element.as_string()->get().empty()) {
             error(element, element_key, "must not be empty");
+            ok = false;
+        } else if (element.as_string()->get().find('\0') != std::string::npos) {
+            error(element, element_key, "must not contain a NUL character");
             ok = false;
         } else {
             out.push_back(element.as_string()->get());

@@ -499,6 +499,8 @@ TEST_CASE("listener addresses must be numeric IP:PORT", "[config]") {
               Errors{"test.toml:2:11: listener.address: invalid address \"" + address +
                      "\": " + bad_port});
     }
+    CHECK(listener_error("127.0.0.1\\u0000x:25") ==
+          Errors{"test.toml:2:11: listener.address: must not contain a NUL character"});
     CHECK(listener_error("256.0.0.1:25").size() == 1);
     CHECK(listener_error("10.0.5:25").size() == 1);
 }
@@ -546,6 +548,8 @@ TEST_CASE("[tls] certificate and key lists are checked", "[config]") {
     CHECK(errors("[tls]\ncertificate = [\"a.pem\", 7]\nprivate_key = [\"a.key\", \"\"]\n" + tail) ==
           Errors{"test.toml:2:25: tls.certificate[1]: expected a string, got an integer",
                  "test.toml:3:25: tls.private_key[1]: must not be empty"});
+    CHECK(errors("[tls]\ncertificate = [\"a\\u0000b\"]\nprivate_key = [\"k\"]\n" + tail) ==
+          Errors{"test.toml:2:16: tls.certificate[0]: must not contain a NUL character"});
     CHECK(errors("[tls]\ncertificate = \"\"\nprivate_key = \"k\"\n" + tail) ==
           Errors{"test.toml:2:15: tls.certificate: must not be empty"});
     CHECK(errors("[tls]\ncertificate = 1\nprivate_key = \"k\"\n" + tail) ==
