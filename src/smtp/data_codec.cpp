@@ -105,24 +105,46 @@ DataDecoder::Step DataDecoder::after_dot(char c, std::string& out) {
         case '\r':
             state_ = State::dot_cr;
             return Step::consumed;
+        case '\n':
+            if (policy_ == BarePolicy::normalize) {  // "." ended by a bare LF
+                lone_dot(out);
+                bare_seen_ = true;
+                out.append("\r\n");
+                close_line(false);
+                return Step::consumed;
+            }
+            state_ = State::in_line;
+            return Step::reprocess;
         default:
             state_ = State::in_line;
-            return Step::reprocess;  // bare LF included
+            return Step::reprocess;
     }
 }
 
 // After "." CR at a line start: the end marker if LF follows on a line that began
-// after a real CRLF; otherwise a line "." whose dot is dropped.
+// after a real CRLF. Anything else makes a line that is just "." and is not the end:
+// no client stuffs a lone dot that way, so it is kept as content (and re-stuffed),
+// which is what a smuggling attempt such as "\n.\r\n" looks like.
 DataDecoder::Step DataDecoder::after_dot_cr(char c, std::string& out) {
     if (c == '\n') {
         if (after_crlf_) {
             return Step::finished;
         }
-        end_line(out);  // normalize only: "." after a bare ending decodes to ""
+        lone_dot(out);  // normalize only: a line after a bare ending
+        end_line(out);
         return Step::consumed;
+    }
+    if (policy_ == BarePolicy::normalize) {
+        lone_dot(out);
     }
     bare_ending('\r', out);
     return Step::reprocess;
+}
+
+// A line that is exactly "." but not the end of data: content ".", stuffed to "..".
+void DataDecoder::lone_dot(std::string& out) {
+    out.append("..");
+    count(1);
 }
 
 // After a CR that is not yet known to be part of a CRLF.

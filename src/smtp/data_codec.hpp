@@ -59,6 +59,7 @@ class DataDecoder {
     void count(std::uint64_t n);
     void close_line(bool after_crlf);
     void end_line(std::string& out);
+    void lone_dot(std::string& out);
     BarePolicy policy_;
     State state_ = State::line_start;
     bool after_crlf_ = true;  // the current line started after a CRLF (or at the start)

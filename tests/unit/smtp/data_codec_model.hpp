@@ -21,9 +21,16 @@ struct Decoded {
     std::uint64_t longest = 0;
 };
 
-// The decoded line (dot transparency) in wire form without its line break.
-inline void emit_content(std::string_view line, Decoded& d) {
-    const auto decoded = (!line.empty() && line.front() == '.') ? line.substr(1) : line;
+// The decoded line (dot transparency) in wire form without its line break. A complete
+// line that is exactly "." (it is not the end marker, or it would not get here) is
+// kept as content "." rather than un-stuffed to "".
+inline void emit_content(std::string_view line, Decoded& d, bool complete = true) {
+    if (line == "." && !complete) {
+        return;  // undecided: the next byte tells what this dot is
+    }
+    const bool lone_dot = line == ".";
+    const auto decoded =
+        (!lone_dot && !line.empty() && line.front() == '.') ? line.substr(1) : line;
     if (!decoded.empty() && decoded.front() == '.') {
         d.out.push_back('.');
     }
@@ -87,7 +94,7 @@ inline Decoded decode(std::string_view in, BarePolicy policy) {
         tail.remove_suffix(1);  // pending: may be the start of a CRLF
     }
     d.bare_seen = d.bare_seen || has_cr_or_lf(tail);
-    emit_content(tail, d);
+    emit_content(tail, d, false);
     d.consumed = in.size();
     return d;
 }

@@ -194,15 +194,21 @@ TEST_CASE("bare line endings under normalize", "[smtp][data]") {
         REQUIRE(d.size == 14);
         REQUIRE(d.bare_seen);
     }
-    SECTION("a dot line ended by a bare ending decodes to an empty line") {
+    SECTION("a lone dot ended by a bare ending stays content, re-stuffed") {
         const auto d = run("x\n.\ny\r\n.\r\n", BarePolicy::normalize);
         REQUIRE(d.finished);
-        REQUIRE(d.out == "x\r\n\r\ny\r\n");
+        REQUIRE(d.out == "x\r\n..\r\ny\r\n");
+        REQUIRE(d.size == 3 + 3 + 3);
+    }
+    SECTION("a lone dot ended by a bare CR stays content, re-stuffed") {
+        const auto d = run("x\r\n.\ry\r\n.\r\n", BarePolicy::normalize);
+        REQUIRE(d.finished);
+        REQUIRE(d.out == "x\r\n..\r\ny\r\n");
     }
     SECTION("a dot line after a bare ending is not the end, even with CRLF") {
         const auto d = run("x\n.\r\nafter\r\n.\r\n", BarePolicy::normalize);
         REQUIRE(d.finished);
-        REQUIRE(d.out == "x\r\n\r\nafter\r\n");
+        REQUIRE(d.out == "x\r\n..\r\nafter\r\n");
     }
 }
 
