@@ -44,18 +44,29 @@ ensure_packages() {
     || die "apt-get install failed"
 }
 
-# build DIR [meson options...]: configure (reconfigure if it exists; wipe only if that
-# fails) and compile. Returns non-zero on failure.
+# build DIR COMPILER [meson options...]: configure (reconfigure if it exists; wipe only
+# if that fails; start over if it was set up with another compiler) and compile.
+# COMPILER is gcc or clang. Returns non-zero on failure.
 build() {
-  local dir=$1; shift
-  log "meson setup $dir $*"
+  local dir=$1 compiler=$2; shift 2
+  local cc=gcc cxx=g++
+  [ "$compiler" = clang ] && cc=clang cxx=clang++
+  local was=gcc
+  if grep -A2 '^rule cpp_COMPILER' "$dir/build.ninja" 2>/dev/null | grep -q 'command = clang'; then
+    was=clang
+  fi
+  if [ -f "$dir/build.ninja" ] && [ "$was" != "$compiler" ]; then
+    echo "$dir was configured with another compiler: starting it over with $compiler"
+    rm -rf "$dir"
+  fi
+  log "meson setup $dir --werror $* ($compiler)"
   if [ -f "$dir/build.ninja" ]; then
-    meson setup --reconfigure "$dir" --werror "$@" \
-      || meson setup --wipe "$dir" --werror "$@" \
-      || { rm -rf "$dir" && meson setup "$dir" --werror "$@"; } || return 1
+    CC=$cc CXX=$cxx meson setup --reconfigure "$dir" --werror "$@" \
+      || CC=$cc CXX=$cxx meson setup --wipe "$dir" --werror "$@" \
+      || { rm -rf "$dir" && CC=$cc CXX=$cxx meson setup "$dir" --werror "$@"; } || return 1
   else
     rm -rf "$dir"
-    meson setup "$dir" --werror "$@" || return 1
+    CC=$cc CXX=$cxx meson setup "$dir" --werror "$@" || return 1
   fi
   log "ninja -C $dir -j$JOBS"
   ninja -C "$dir" -j"$JOBS"
@@ -164,7 +175,7 @@ cmd_test() {
   local started=$SECONDS
   ensure_packages
 
-  if build build; then
+  if build build gcc; then
     record "build" 1 0
     run_unit unit build
     run_e2e e2e build
@@ -172,7 +183,7 @@ cmd_test() {
     record "build" 0 1
   fi
 
-  if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
+  if build build-asan gcc -Db_sanitize=address,undefined -Db_lundef=false; then
     record "asan:build" 1 0
     export ASAN_OPTIONS=detect_leaks=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -204,7 +215,7 @@ cmd_test() {
 
 cmd_demo() {
   ensure_packages
-  build build || die "build failed"
+  build build gcc || die "build failed"
 
   log "preparing demo/"
   rm -rf demo

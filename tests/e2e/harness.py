@@ -334,8 +334,9 @@ class Fixture:
 
     def cli(self, *args, stdin=None, timeout=60):
         """Runs the binary; returns CompletedProcess (text). Sanitizer output is a problem."""
-        p = subprocess.run([self.binary, *args], input=stdin, capture_output=True, text=True,
-                           cwd=self.dir, timeout=timeout)
+        extra = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+        p = subprocess.run([self.binary, *args], capture_output=True, text=True,
+                           cwd=self.dir, timeout=timeout, **extra)
         for marker in SANITIZER_MARKERS:
             if marker in p.stderr:
                 self.cli_problems.append("sanitizer report from `portcullis %s`:\n%s"
@@ -455,8 +456,9 @@ class Fixture:
         return c
 
     def run_tool(self, args, stdin=None, timeout=60):
-        return subprocess.run(args, input=stdin, capture_output=True, text=True,
-                              timeout=timeout, cwd=self.dir)
+        extra = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                              cwd=self.dir, **extra)
 
     # -- observations -----------------------------------------------------------------
 
