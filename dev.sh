@@ -19,6 +19,7 @@ PACKAGES=(
   libuv1-dev android-libboringssl-dev libsodium-dev libtomlplusplus-dev catch2
   libcli11-dev libfmt-dev libzxcvbn-dev
   python3 swaks libnet-ssleay-perl curl openssl ca-certificates clang-format procps
+  testssl.sh
 )
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -152,6 +153,22 @@ run_e2e() {  # run_e2e SUITE BUILD_DIR
   record "$suite" "$p" "$f"
 }
 
+run_tls_scan() {  # testssl.sh against the STARTTLS and implicit-TLS listeners
+  local out=build/tls-scan.log last p f
+  log "tls-scan: python3 tests/e2e/tls_scan.py --binary build/portcullis"
+  timeout 1200 python3 tests/e2e/tls_scan.py --binary build/portcullis \
+    --report build/tls-scan-report.txt 2>&1 | tee "$out"
+  last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+  if [ -z "$last" ]; then
+    echo "tls-scan: the scan did not finish"
+    record "tls-scan" 0 1
+    return
+  fi
+  p=${last%% passed*}
+  f=${last#*, }; f=${f%% failed}
+  record "tls-scan" "$p" "$f"
+}
+
 run_fuzz() {
   local out=build/fuzz.log p f rc
   log "fuzz: scripts/fuzz.sh 5"
@@ -179,6 +196,7 @@ cmd_test() {
     record "build" 1 0
     run_unit unit build
     run_e2e e2e build
+    run_tls_scan
   else
     record "build" 0 1
   fi
