@@ -14,6 +14,20 @@ const User* UsersSnapshot::find(std::string_view name) const {
     return it == users.end() ? nullptr : &it->second;
 }
 
+config::RateLimits effective_rate_limits(const User& user, const config::RateLimits& defaults) {
+    config::RateLimits out = defaults;
+    if (user.rate_limits.messages) {
+        out.messages = *user.rate_limits.messages;
+    }
+    if (user.rate_limits.recipients) {
+        out.recipients = *user.rate_limits.recipients;
+    }
+    if (user.rate_limits.bytes) {
+        out.bytes = *user.rate_limits.bytes;
+    }
+    return out;
+}
+
 namespace {
 
 using config::detail::Diagnostics;
@@ -90,6 +104,25 @@ void read_senders(TableReader& r, User& user) {
     }
 }
 
+void read_rate_limits(TableReader& r, User& user) {
+    const toml::node* node = r.get("rate_limits");
+    if (node == nullptr) {
+        return;
+    }
+    const toml::table* table = node->as_table();
+    if (table == nullptr) {
+        r.error(*node, "rate_limits",
+                "expected a table such as { messages = \"1000/1h\" }, got " +
+                    std::string(config::detail::type_name(*node)));
+        return;
+    }
+    TableReader limits(*table, r.key_path("rate_limits"), r.key_path("rate_limits"), r.diags());
+    user.rate_limits.messages = limits.rate("messages", false);
+    user.rate_limits.recipients = limits.rate("recipients", false);
+    user.rate_limits.bytes = limits.rate("bytes", true);
+    limits.finish();
+}
+
 std::optional<User> read_user(const toml::key& name, const toml::node& node, Diagnostics& diags) {
     const std::string path = "users." + toml_quoted(name.str());
     if (const std::string why = bad_name(name.str()); !why.empty()) {
@@ -110,7 +143,7 @@ std::optional<User> read_user(const toml::key& name, const toml::node& node, Dia
     if (auto v = r.boolean("disabled")) {
         user.disabled = *v;
     }
-    r.unsupported("rate_limits");
+    read_rate_limits(r, user);
     r.finish();
     return user;
 }

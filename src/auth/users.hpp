@@ -7,16 +7,30 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <optional>
 #include <vector>
 
+#include "config/config.hpp"
+
 namespace portcullis::auth {
+
+// A user's own rate limits; each one given replaces the [rate_limits] default.
+struct UserRateLimits {
+    std::optional<config::Rate> messages;
+    std::optional<config::Rate> recipients;
+    std::optional<config::Rate> bytes;
+};
 
 struct User {
     std::string name;           // the login name, exactly as in the file
     std::string password_hash;  // Argon2id PHC string
     std::vector<std::string> senders;  // patterns; empty = only its own name
     bool disabled = false;
+    UserRateLimits rate_limits;
 };
+
+// The limits in force for `user`: its own where given, else the defaults.
+config::RateLimits effective_rate_limits(const User& user, const config::RateLimits& defaults);
 
 struct UsersSnapshot {
     std::filesystem::path file;

@@ -1,52 +1,71 @@
 #include "auth/verifier.hpp"
 
+#include <atomic>
+
 #include "auth/password.hpp"
 
 namespace portcullis::auth {
 
+// Lives from start() until libuv closed its async handle. The pool thread only reads
+// `hash`/`password` and writes `matched` before uv_async_send; everything else is
+// touched on the loop thread.
 struct PendingVerification::Job {
-    uv_work_t req{};
+    uv_async_t async{};
     std::string hash;
     SecureString password;
-    bool matched = false;
+    std::atomic<bool> matched{false};
     Done done;
     PendingVerification* owner = nullptr;  // nullptr once detached
 };
 
-std::unique_ptr<PendingVerification> PendingVerification::start(uv_loop_t* loop,
+namespace {
+
+void free_job(uv_handle_t* handle) {
+    delete static_cast<PendingVerification::Job*>(handle->data);
+}
+
+}  // namespace
+
+std::unique_ptr<PendingVerification> PendingVerification::start(HashPool& pool,
+                                                                std::size_t max_pending,
+                                                                uv_loop_t* loop,
                                                                 std::string phc_hash,
                                                                 SecureString password, Done done) {
-    auto job = std::make_unique<Job>();
+    auto* job = new Job;
     job->hash = std::move(phc_hash);
     job->password = std::move(password);
     job->done = std::move(done);
-    job->req.data = job.get();
-    const int rc = uv_queue_work(
-        loop, &job->req,
-        [](uv_work_t* req) {
-            auto* j = static_cast<Job*>(req->data);
-            j->matched = verify_password(j->hash, j->password.view());
-            j->password.wipe();
+    job->async.data = job;
+    uv_async_init(loop, &job->async, [](uv_async_t* handle) {
+        auto* j = static_cast<Job*>(handle->data);
+        if (j->owner != nullptr) {
+            j->owner->job_ = nullptr;
+            auto finish = std::move(j->done);
+            const bool matched = j->matched.load();
+            uv_close(reinterpret_cast<uv_handle_t*>(handle), free_job);
+            finish(matched);
+            return;
+        }
+        uv_close(reinterpret_cast<uv_handle_t*>(handle), free_job);  // detached
+    });
+    const bool queued = pool.submit(
+        [job] {
+            job->matched.store(verify_password(job->hash, job->password.view()));
+            job->password.wipe();
+            uv_async_send(&job->async);
         },
-        [](uv_work_t* req, int) {
-            std::unique_ptr<Job> owned(static_cast<Job*>(req->data));
-            if (owned->owner == nullptr) {
-                return;  // detached: the session is gone
-            }
-            owned->owner->job_ = nullptr;
-            auto done = std::move(owned->done);
-            done(owned->matched);
-        });
-    if (rc != 0) {
+        max_pending);
+    if (!queued) {
+        job->password.wipe();
+        uv_close(reinterpret_cast<uv_handle_t*>(&job->async), free_job);
         return nullptr;
     }
-    auto pending = std::make_unique<PendingVerification>(job.get());
+    auto pending = std::make_unique<PendingVerification>(job);
     job->owner = pending.get();
-    job.release();  // libuv owns it until the after-work callback
     return pending;
 }
 
-// Runs on the loop thread, as does the after-work callback, so no lock is needed.
+// Runs on the loop thread, as does the async callback, so no lock is needed.
 PendingVerification::~PendingVerification() {
     if (job_ != nullptr) {
         job_->owner = nullptr;

@@ -1,4 +1,5 @@
-// Argon2id verification on the libuv thread pool, never on an event loop.
+// Argon2id verification on the HashPool, never on an event loop; the result comes
+// back on the loop that asked.
 #pragma once
 
 #include <uv.h>
@@ -7,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/hash_pool.hpp"
 #include "util/secure.hpp"
 
 namespace portcullis::auth {
@@ -16,7 +18,10 @@ namespace portcullis::auth {
 class PendingVerification {
   public:
     using Done = std::function<void(bool matched)>;
-    static std::unique_ptr<PendingVerification> start(uv_loop_t* loop, std::string phc_hash,
+    // Null when the pool already has `max_pending` jobs (the caller answers 454).
+    // Call on `loop`'s thread; `done` runs there.
+    static std::unique_ptr<PendingVerification> start(HashPool& pool, std::size_t max_pending,
+                                                      uv_loop_t* loop, std::string phc_hash,
                                                       SecureString password, Done done);
     ~PendingVerification();
     PendingVerification(const PendingVerification&) = delete;
@@ -26,7 +31,7 @@ class PendingVerification {
     explicit PendingVerification(Job* job) : job_(job) {}  // use start()
 
   private:
-    Job* job_;  // owned by libuv until its after-work callback; nullptr after
+    Job* job_;  // owned by its uv_async_t until the result is delivered; nullptr after
 };
 
 }  // namespace portcullis::auth

@@ -10,6 +10,7 @@
 #include "cli/users_file.hpp"
 #include "config/config.hpp"
 #include "policy/sender_rules.hpp"
+#include "ops/security.hpp"
 #include "tls/context.hpp"
 
 namespace portcullis::cli {
@@ -291,6 +292,18 @@ int run_check_config(const fs::path& config_file, Console& io) {
             print_error(io.err, e);
             ok = false;
         }
+    }
+    if (cfg->backend.tls != config::BackendTls::none) {
+        try {
+            tls::make_backend_context(cfg->backend);  // loads and checks backend.ca_file
+        } catch (const std::exception& e) {
+            io.err << e.what() << "\n";
+            ok = false;
+        }
+    }
+    for (const auto& problem : ops::secret_file_problems(*cfg)) {
+        io.err << problem << "\n";
+        ok = false;
     }
     if (!ok) {
         return exit_error;

@@ -15,10 +15,36 @@
 //   hash_memory = "64MiB"       # Argon2id m for new hashes; at least 19MiB
 //   min_password_score = 3      # zxcvbn score 0..4 a new password must reach
 //
+//   [auth]
+//   spray_max_users = "20/1h"   # distinct failing names per /24 (v6 /48), then...
+//   spray_lockout = "1h"        # ...that network is locked out this long
+//   spray_exemption = "1d"      # addresses that logged in this recently are exempt
+//   max_pending_verifications = 16  # Argon2id running or queued; past it 454 4.7.0
+//   hash_threads = 0            # Argon2id threads; 0 = one per CPU, at most 8
+//
+//   [limits]
+//   preauth_timeout = "30s"     # connect to successful AUTH
+//   data_timeout = "15m"        # 354 to end of data
+//   max_bad_commands = 20       # then 421 4.7.0 and close
+//
+//   [rate_limits]
+//   bytes = "500MiB/1d"         # also messages, recipients (DESIGN.md); "unlimited"
+//
+//   [policy]
+//   header_from = "off"         # "off" | "envelope" | "senders"
+//
+//   [[listener]]
+//   trusted_proxies = ["10.0.0.0/8"]  # with proxy_protocol = true: who may send PROXY
+//
+//   [backend]
+//   addresses = ["a:25", "b:25"]  # instead of address: several backends, in this order
+//   ca_file = "/etc/ssl/certs/ca-certificates.crt"  # tls = "starttls-verify" only
+//   tls_name = "mta.example.com"  # expected certificate name; default: the backend host
+//   probe_interval = "1m"         # re-read the backends' EHLO; "0s" = start/reload only
+//   unhealthy_time = "30s"        # a backend that failed is skipped this long
+//
 // DESIGN.md keys whose feature is not built yet are refused with "... is not supported
-// yet" so that nobody believes they are in force: [auth] max_failures, lockout,
-// cache_ttl; the [rate_limits] and [metrics] sections; listener proxy_protocol = true;
-// backend identity other than "none"; backend tls other than "none".
+// yet" so that nobody believes they are in force: the [metrics] section.
 //
 // Relative paths (tls certificate/private_key, auth users_file) are resolved against
 // the folder of the config file. Files are not opened here: the TLS and auth modules do.
@@ -40,6 +66,96 @@ namespace portcullis::config {
 std::string Endpoint::text() const {
     const bool v6 = host.find(':') != std::string::npos;
     return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+namespace {
+
+// Binary form of a numeric IPv4/IPv6 address; IPv4-mapped IPv6 becomes IPv4.
+bool ip_bytes(std::string_view ip, bool& v6, std::array<unsigned char, 16>& out) {
+    if (ip.empty() || ip.size() >= INET6_ADDRSTRLEN) {
+        return false;
+    }
+    const std::string text(ip);
+    out.fill(0);
+    if (inet_pton(AF_INET, text.c_str(), out.data()) == 1) {
+        v6 = false;
+        return true;
+    }
+    if (inet_pton(AF_INET6, text.c_str(), out.data()) != 1) {
+        return false;
+    }
+    constexpr std::array<unsigned char, 12> mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (std::equal(mapped.begin(), mapped.end(), out.begin())) {
+        std::copy(out.begin() + 12, out.end(), out.begin());
+        std::fill(out.begin() + 4, out.end(), 0);
+        v6 = false;
+        return true;
+    }
+    v6 = true;
+    return true;
+}
+
+bool prefix_matches(const std::array<unsigned char, 16>& a, const std::array<unsigned char, 16>& b,
+                    unsigned prefix) {
+    const unsigned whole = prefix / 8;
+    if (!std::equal(a.begin(), a.begin() + whole, b.begin())) {
+        return false;
+    }
+    const unsigned rest = prefix % 8;
+    if (rest == 0) {
+        return true;
+    }
+    const auto mask = static_cast<unsigned char>(0xFF << (8 - rest));
+    return (a[whole] & mask) == (b[whole] & mask);
+}
+
+}  // namespace
+
+std::string Cidr::text() const {
+    char buffer[INET6_ADDRSTRLEN] = {};
+    inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buffer, sizeof(buffer));
+    return std::string(buffer) + "/" + std::to_string(prefix);
+}
+
+bool Cidr::contains(std::string_view ip) const {
+    bool ip_v6 = false;
+    std::array<unsigned char, 16> ip_raw{};
+    return ip_bytes(ip, ip_v6, ip_raw) && ip_v6 == v6 && prefix_matches(bytes, ip_raw, prefix);
+}
+
+std::optional<Cidr> parse_cidr(std::string_view text, std::string& error) {
+    const std::string quoted = "\"" + std::string(text) + "\"";
+    const std::size_t slash = text.find('/');
+    Cidr cidr;
+    const std::string_view address = text.substr(0, slash);
+    const bool mapped_or_v6 = address.find(':') != std::string_view::npos;
+    if (!ip_bytes(address, cidr.v6, cidr.bytes) || (mapped_or_v6 && !cidr.v6)) {
+        error = quoted + " is not a network such as \"10.0.0.0/8\" or \"2001:db8::/32\"";
+        return std::nullopt;
+    }
+    const unsigned max_prefix = cidr.v6 ? 128 : 32;
+    cidr.prefix = max_prefix;
+    if (slash != std::string_view::npos) {
+        const std::string_view digits = text.substr(slash + 1);
+        unsigned value = 0;
+        const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+        if (digits.empty() || digits.size() > 3 || ec != std::errc{} ||
+            ptr != digits.data() + digits.size() || value > max_prefix) {
+            error = quoted + ": the prefix length must be a number from 0 to " +
+                    std::to_string(max_prefix);
+            return std::nullopt;
+        }
+        cidr.prefix = value;
+    }
+    Cidr network = cidr;
+    for (unsigned bit = cidr.prefix; bit < max_prefix; ++bit) {
+        network.bytes[bit / 8] &= static_cast<unsigned char>(~(0x80u >> (bit % 8)));
+    }
+    if (network.bytes != cidr.bytes) {
+        error = quoted + " has host bits set; did you mean \"" + network.text() + "\"?";
+        return std::nullopt;
+    }
+    return cidr;
 }
 
 std::string Diagnostic::text() const {
@@ -200,6 +316,9 @@ void read_server(TableReader& r, ServerConfig& out) {
     if (auto v = r.integer("max_connections_per_ip", 1, int_max)) {
         out.max_connections_per_ip = static_cast<std::uint64_t>(*v);
     }
+    if (auto v = r.nonempty_string("user")) {
+        out.user = *v;
+    }
 }
 
 // ---- [[listener]] ----
@@ -211,6 +330,48 @@ ListenerTls listener_tls(std::string_view name) {
     return name == "none" ? ListenerTls::none : ListenerTls::starttls;
 }
 
+// proxy_protocol and trusted_proxies: one needs the other.
+void read_proxy_protocol(TableReader& r, ListenerConfig& out) {
+    const auto enabled = r.boolean("proxy_protocol");
+    out.proxy_protocol = enabled.value_or(false);
+    const toml::node* node = r.get("trusted_proxies");
+    if (node != nullptr) {
+        const toml::array* array = node->as_array();
+        if (array == nullptr || array->empty()) {
+            r.error(*node, "trusted_proxies",
+                    array == nullptr ? "expected an array such as [\"10.0.0.0/8\"], got " +
+                                           std::string(detail::type_name(*node))
+                                     : std::string("must list at least one network"));
+        } else {
+            for (std::size_t i = 0; i < array->size(); ++i) {
+                const toml::node& element = *array->get(i);
+                const std::string key = "trusted_proxies[" + std::to_string(i) + "]";
+                const auto* text = element.as_string();
+                std::string why;
+                std::optional<Cidr> cidr;
+                if (text == nullptr) {
+                    why = "expected a string, got " + std::string(detail::type_name(element));
+                } else {
+                    cidr = parse_cidr(text->get(), why);
+                }
+                if (cidr) {
+                    out.trusted_proxies.push_back(*cidr);
+                } else {
+                    r.error(element, key, why);
+                }
+            }
+        }
+        if (!out.proxy_protocol) {
+            r.error(*node, "trusted_proxies", "is only used with proxy_protocol = true");
+        }
+    }
+    if (out.proxy_protocol && node == nullptr) {
+        r.error(*r.get("proxy_protocol"), "proxy_protocol",
+                "true needs trusted_proxies, the load balancers' networks (e.g. "
+                "[\"10.0.0.0/8\"]); a PROXY header from anyone else is refused");
+    }
+}
+
 // False when the `tls` value is bad (then nobody should ask for its certificate).
 bool read_listener(TableReader& r, ListenerConfig& out) {
     require(r, "address");
@@ -219,10 +380,7 @@ bool read_listener(TableReader& r, ListenerConfig& out) {
     if (tls) {
         out.tls = listener_tls(*tls);
     }
-    if (auto v = r.boolean("proxy_protocol"); v && *v) {
-        r.diags().error(r.get("proxy_protocol")->source(),
-                        r.key_path("proxy_protocol") + " = true is not supported yet");
-    }
+    read_proxy_protocol(r, out);
     return tls.has_value() || r.table().get("tls") == nullptr;
 }
 
@@ -349,28 +507,95 @@ void read_tls(const toml::table* table, const Listeners& listeners,
 // ---- [backend] ----
 
 void read_backend_modes(TableReader& r, BackendConfig& out) {
-    auto unsupported_value = [&r](std::string_view key, const std::string& value) {
-        r.diags().error(r.get(key)->source(), r.key_path(key) + " = \"" + value +
-                                                  "\" is not supported yet (only \"none\")");
-    };
     if (auto v = r.one_of("identity", {"none", "xclient", "proxy-v1", "proxy-v2"})) {
-        if (*v != "none") {
-            unsupported_value("identity", *v);
-        }
-        out.identity = BackendIdentity::none;
+        out.identity = *v == "xclient"    ? BackendIdentity::xclient
+                       : *v == "proxy-v1" ? BackendIdentity::proxy_v1
+                       : *v == "proxy-v2" ? BackendIdentity::proxy_v2
+                                          : BackendIdentity::none;
     }
     if (auto v = r.one_of("tls", {"none", "starttls", "starttls-verify"})) {
-        if (*v != "none") {
-            unsupported_value("tls", *v);
-        }
-        out.tls = BackendTls::none;
+        out.tls = *v == "starttls"          ? BackendTls::starttls
+                  : *v == "starttls-verify" ? BackendTls::starttls_verify
+                                            : BackendTls::none;
     }
 }
 
-void read_backend(TableReader& r, BackendConfig& out) {
-    require(r, "address");
-    read_endpoint(r, "address", true, out.address);
+// ca_file and tls_name only mean something with tls = "starttls-verify".
+void read_backend_verification(TableReader& r, const std::filesystem::path& base_dir,
+                               BackendConfig& out) {
+    for (std::string_view key : {"ca_file", "tls_name"}) {
+        const toml::node* node = r.get(key);
+        if (node != nullptr && out.tls != BackendTls::starttls_verify) {
+            r.error(*node, key, "is only used with tls = \"starttls-verify\"");
+        }
+    }
+    if (auto v = r.nonempty_string("ca_file")) {
+        out.ca_file = resolve(base_dir, *v);
+    }
+    if (auto v = r.nonempty_string("tls_name")) {
+        if (is_dns_name(*v) || is_ipv4(*v) || is_ipv6(*v)) {
+            out.tls_name = *v;
+        } else {
+            r.error(*r.get("tls_name"), "tls_name",
+                    "\"" + *v + "\" is not a host name or an IP address");
+        }
+    }
+}
+
+// `address` (one backend) or `addresses` (several, tried in order), not both.
+void read_backend_addresses(TableReader& r, BackendConfig& out) {
+    const toml::node* one = r.get("address");
+    const toml::node* many = r.get("addresses");
+    if (one != nullptr && many != nullptr) {
+        r.error(*many, "addresses", "give either backend.address or backend.addresses, not both");
+        return;
+    }
+    if (many == nullptr) {
+        require(r, "address");
+        if (read_endpoint(r, "address", true, out.address)) {
+            out.addresses = {out.address};
+        }
+        return;
+    }
+    const toml::array* array = many->as_array();
+    if (array == nullptr || array->empty()) {
+        r.error(*many, "addresses",
+                array == nullptr ? "expected an array such as [\"10.0.0.5:25\", \"10.0.0.6:25\"], got " +
+                                       std::string(detail::type_name(*many))
+                                 : std::string("must list at least one backend"));
+        return;
+    }
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const toml::node& element = *array->get(i);
+        const std::string key = "addresses[" + std::to_string(i) + "]";
+        const auto* text = element.as_string();
+        if (text == nullptr) {
+            r.error(element, key, "expected a string, got " + std::string(detail::type_name(element)));
+            continue;
+        }
+        std::string why;
+        auto endpoint = parse_endpoint(text->get(), true, why);
+        if (!endpoint) {
+            r.error(element, key, why);
+            continue;
+        }
+        const bool duplicate = std::any_of(out.addresses.begin(), out.addresses.end(),
+                                           [&](const Endpoint& e) { return e.text() == endpoint->text(); });
+        if (duplicate) {
+            r.error(element, key, endpoint->text() + " is listed twice");
+            continue;
+        }
+        out.addresses.push_back(std::move(*endpoint));
+    }
+    if (!out.addresses.empty()) {
+        out.address = out.addresses.front();
+    }
+}
+
+void read_backend(TableReader& r, const std::filesystem::path& base_dir, BackendConfig& out) {
+    read_backend_addresses(r, out);
     read_backend_modes(r, out);
+    read_backend_verification(r, base_dir, out);
     if (auto v = r.duration("connect_timeout", false)) {
         out.connect_timeout = *v;
     }
@@ -379,6 +604,12 @@ void read_backend(TableReader& r, BackendConfig& out) {
     }
     if (auto v = r.duration("data_reply_timeout", false)) {
         out.data_reply_timeout = *v;
+    }
+    if (auto v = r.duration("probe_interval", true)) {
+        out.probe_interval = *v;
+    }
+    if (auto v = r.duration("unhealthy_time", true)) {
+        out.unhealthy_time = *v;
     }
 }
 
@@ -440,6 +671,34 @@ void read_hashing(TableReader& r, PasswordHashing& out) {
     }
 }
 
+// Brute force, spraying, the credential cache and the hashing load cap.
+void read_abuse(TableReader& r, AuthConfig& out) {
+    if (auto v = r.rate("max_failures", false)) {
+        out.max_failures = *v;
+    }
+    if (auto v = r.duration("lockout", false)) {
+        out.lockout = *v;
+    }
+    if (auto v = r.rate("spray_max_users", false)) {
+        out.spray_max_users = *v;
+    }
+    if (auto v = r.duration("spray_lockout", false)) {
+        out.spray_lockout = *v;
+    }
+    if (auto v = r.duration("spray_exemption", true)) {
+        out.spray_exemption = *v;
+    }
+    if (auto v = r.duration("cache_ttl", true)) {
+        out.cache_ttl = *v;
+    }
+    if (auto v = r.integer("max_pending_verifications", 1, 1'000'000)) {
+        out.max_pending_verifications = static_cast<std::uint64_t>(*v);
+    }
+    if (auto v = r.integer("hash_threads", 0, 64)) {
+        out.hash_threads = static_cast<unsigned>(*v);
+    }
+}
+
 void read_auth(TableReader& r, const std::filesystem::path& base_dir, AuthConfig& out) {
     require(r, "users_file");
     if (auto v = r.nonempty_string("users_file")) {
@@ -453,9 +712,7 @@ void read_auth(TableReader& r, const std::filesystem::path& base_dir, AuthConfig
     if (auto v = r.integer("min_password_score", 0, 4)) {
         out.min_password_score = static_cast<int>(*v);
     }
-    for (std::string_view key : {"max_failures", "lockout", "cache_ttl"}) {
-        r.unsupported(key);
-    }
+    read_abuse(r, out);
 }
 
 // ---- [limits], [log] ----
@@ -473,6 +730,37 @@ void read_limits(TableReader& r, LimitsConfig& out) {
     if (auto v = r.one_of("bare_line_endings", {"reject", "normalize"})) {
         out.bare_line_endings =
             *v == "reject" ? BareLineEndings::reject : BareLineEndings::normalize;
+    }
+    if (auto v = r.duration("preauth_timeout", false)) {
+        out.preauth_timeout = *v;
+    }
+    if (auto v = r.duration("data_timeout", false)) {
+        out.data_timeout = *v;
+    }
+    if (auto v = r.integer("max_bad_commands", 1, int_max)) {
+        out.max_bad_commands = static_cast<std::uint64_t>(*v);
+    }
+}
+
+// ---- [rate_limits], [policy] ----
+
+void read_rate_limits(TableReader& r, RateLimits& out) {
+    if (auto v = r.rate("messages", false)) {
+        out.messages = *v;
+    }
+    if (auto v = r.rate("recipients", false)) {
+        out.recipients = *v;
+    }
+    if (auto v = r.rate("bytes", true)) {
+        out.bytes = *v;
+    }
+}
+
+void read_policy(TableReader& r, PolicyConfig& out) {
+    if (auto v = r.one_of("header_from", {"off", "envelope", "senders"})) {
+        out.header_from = *v == "off"        ? HeaderFrom::off
+                          : *v == "envelope" ? HeaderFrom::envelope
+                                             : HeaderFrom::senders;
     }
 }
 
@@ -497,13 +785,14 @@ void read_log(TableReader& r, LogConfig& out) {
 
 // ---- top level ----
 
-constexpr std::array<std::string_view, 9> section_names{
-    "server", "listener", "tls", "backend", "auth", "limits", "log", "rate_limits", "metrics"};
+constexpr std::array<std::string_view, 10> section_names{
+    "server", "listener", "tls",         "backend", "auth",
+    "limits", "log",      "rate_limits", "policy",  "metrics"};
 
 void check_top_level(const toml::table& root, Diagnostics& diags) {
     for (auto&& [key, node] : root) {
         const std::string_view name = key.str();
-        if (name == "rate_limits" || name == "metrics") {
+        if (name == "metrics") {
             diags.error(key.source(), "[" + std::string(name) + "] is not supported yet");
         } else if (std::find(section_names.begin(), section_names.end(), name) ==
                    section_names.end()) {
@@ -542,10 +831,14 @@ Config build_config(const toml::table& root, const std::filesystem::path& file,
     Listeners listeners = read_listeners(root, diags);
     read_tls(section(root, "tls", diags), listeners, base_dir, diags, c.tls);
     c.listeners = std::move(listeners.list);
-    read_section(root, "backend", true, diags, [&](TableReader& r) { read_backend(r, c.backend); });
+    read_section(root, "backend", true, diags,
+                 [&](TableReader& r) { read_backend(r, base_dir, c.backend); });
     read_section(root, "auth", true, diags,
                  [&](TableReader& r) { read_auth(r, base_dir, c.auth); });
     read_section(root, "limits", false, diags, [&](TableReader& r) { read_limits(r, c.limits); });
+    read_section(root, "rate_limits", false, diags,
+                 [&](TableReader& r) { read_rate_limits(r, c.rate_limits); });
+    read_section(root, "policy", false, diags, [&](TableReader& r) { read_policy(r, c.policy); });
     read_section(root, "log", false, diags, [&](TableReader& r) { read_log(r, c.log); });
     return c;
 }

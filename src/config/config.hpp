@@ -2,6 +2,7 @@
 // Nothing else in the program reads TOML for the gateway configuration.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -34,12 +35,33 @@ struct ServerConfig {
     unsigned workers = 0;        // 0 = one per CPU
     std::uint64_t max_connections = 10000;
     std::uint64_t max_connections_per_ip = 50;
+    // After binding the listeners, switch to this account (name from the passwd
+    // database); empty = keep running as the starting user.
+    std::string user;
 };
+
+// An IPv4 or IPv6 network, e.g. 10.0.0.0/8 or 2001:db8::/32 (a bare address is /32
+// or /128). IPv4-mapped IPv6 addresses match the IPv4 networks.
+struct Cidr {
+    bool v6 = false;
+    std::array<unsigned char, 16> bytes{};  // network address (host bits zero)
+    unsigned prefix = 0;
+    std::string text() const;
+    // `ip` is a numeric address ("10.1.2.3", "::1"); anything else never matches.
+    bool contains(std::string_view ip) const;
+};
+
+// Parses "ADDRESS/PREFIX" or "ADDRESS"; nullopt with `error` set when invalid (also when
+// host bits are set below the prefix).
+std::optional<Cidr> parse_cidr(std::string_view text, std::string& error);
 
 struct ListenerConfig {
     Endpoint address;
     ListenerTls tls = ListenerTls::starttls;
-    bool proxy_protocol = false;  // only false is accepted until the PROXY listener is built
+    // The connection starts with a PROXY v1/v2 header from one of trusted_proxies; the
+    // address it carries is the client's.
+    bool proxy_protocol = false;
+    std::vector<Cidr> trusted_proxies;
 };
 
 struct CertificatePair {
@@ -55,12 +77,21 @@ struct TlsConfig {
 };
 
 struct BackendConfig {
-    Endpoint address;
+    Endpoint address;                // the first of `addresses`
+    std::vector<Endpoint> addresses;  // tried in this order (failover); never empty once loaded
     BackendIdentity identity = BackendIdentity::none;
     BackendTls tls = BackendTls::none;
+    // starttls-verify: CA bundle (PEM) and the name the certificate must carry (empty =
+    // the host of the backend address being connected to).
+    std::filesystem::path ca_file = "/etc/ssl/certs/ca-certificates.crt";
+    std::string tls_name;
     Duration connect_timeout = std::chrono::seconds(10);
     Duration reply_timeout = std::chrono::minutes(5);      // per backend reply
     Duration data_reply_timeout = std::chrono::minutes(10); // after end-of-data
+    // How often the backends' EHLO capabilities are asked again (0 = only at start and
+    // on reload), and how long a backend that failed is skipped.
+    Duration probe_interval = std::chrono::minutes(1);
+    Duration unhealthy_time = std::chrono::seconds(30);
 };
 
 struct PasswordHashing {
@@ -75,6 +106,19 @@ struct AuthConfig {
     Duration failure_delay = std::chrono::seconds(2);
     PasswordHashing hashing;
     int min_password_score = 3;  // zxcvbn score 0..4 a new password must reach
+    // Brute force: this many failures from one client address (IPv6: its /64) or for
+    // one user name within the period, then `lockout`. count 0 = unlimited (off).
+    Rate max_failures{10, std::chrono::minutes(10)};
+    Duration lockout = std::chrono::minutes(15);
+    // Password spraying: this many distinct failing user names from one network (/24,
+    // IPv6 /48) within the period, then the network is locked for `spray_lockout`.
+    Rate spray_max_users{20, std::chrono::hours(1)};
+    Duration spray_lockout = std::chrono::hours(1);
+    // An address that logged in within this long is exempt from network lockouts.
+    Duration spray_exemption = std::chrono::hours(24);
+    Duration cache_ttl = std::chrono::minutes(5);  // verified-credential cache; 0 = off
+    std::uint64_t max_pending_verifications = 16;  // Argon2id running or queued
+    unsigned hash_threads = 0;                     // 0 = one per CPU, at most 8
 };
 
 struct LimitsConfig {
@@ -82,6 +126,23 @@ struct LimitsConfig {
     std::uint64_t recipients_per_message = 100;
     Duration command_timeout = std::chrono::minutes(5);
     BareLineEndings bare_line_endings = BareLineEndings::reject;
+    Duration preauth_timeout = std::chrono::seconds(30);  // connect to successful AUTH
+    Duration data_timeout = std::chrono::minutes(15);     // 354 to end of data
+    std::uint64_t max_bad_commands = 20;                  // per session, then 421
+};
+
+// [rate_limits]: defaults for every user; a user's own rate_limits replace them.
+// A Rate with count 0 is unlimited.
+struct RateLimits {
+    Rate messages;    // taken at MAIL
+    Rate recipients;  // taken at RCPT
+    Rate bytes;       // taken at end of DATA (count in bytes)
+};
+
+enum class HeaderFrom { off, envelope, senders };
+
+struct PolicyConfig {
+    HeaderFrom header_from = HeaderFrom::off;
 };
 
 struct LogConfig {
@@ -97,6 +158,8 @@ struct Config {
     BackendConfig backend;
     AuthConfig auth;
     LimitsConfig limits;
+    RateLimits rate_limits;
+    PolicyConfig policy;
     LogConfig log;
 };
 

@@ -300,6 +300,30 @@ std::optional<std::uint64_t> TableReader::size(std::string_view key, std::uint64
     return value;
 }
 
+std::optional<Rate> TableReader::rate(std::string_view key, bool sizes) {
+    const toml::node* node = get(key);
+    if (node == nullptr) {
+        return std::nullopt;
+    }
+    const auto* s = node->as_string();
+    if (s == nullptr) {
+        expected(*node, key,
+                 sizes ? "a rate string such as \"500MiB/1d\" or \"unlimited\""
+                       : "a rate string such as \"200/1h\" or \"unlimited\"");
+        return std::nullopt;
+    }
+    if (s->get() == "unlimited") {
+        return Rate{};
+    }
+    std::string why;
+    auto value = sizes ? parse_size_rate(s->get(), why) : parse_rate(s->get(), why);
+    if (!value) {
+        error(*node, key, why);
+        return std::nullopt;
+    }
+    return value;
+}
+
 std::optional<std::string> TableReader::one_of(std::string_view key,
                                                std::initializer_list<std::string_view> allowed) {
     auto value = string(key);

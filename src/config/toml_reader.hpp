@@ -71,6 +71,8 @@ class TableReader {
     std::optional<Duration> duration(std::string_view key, bool allow_zero);
     // A size string ("64KiB") or a TOML integer (bytes), at least `min`.
     std::optional<std::uint64_t> size(std::string_view key, std::uint64_t min);
+    // A rate "200/1h" ("500MiB/1d" when `sizes`), or "unlimited" (a Rate with count 0).
+    std::optional<Rate> rate(std::string_view key, bool sizes);
     // A string equal to one of `allowed` (exact case).
     std::optional<std::string> one_of(std::string_view key,
                                       std::initializer_list<std::string_view> allowed);

@@ -136,16 +136,22 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string& erro
     return count * unit->factor;
 }
 
-std::optional<Rate> parse_rate(std::string_view text, std::string& error) {
+namespace {
+
+// "COUNT/DURATION" where COUNT is read by `count_of` (digits, or a size).
+template <class CountOf>
+std::optional<Rate> parse_any_rate(std::string_view text, std::string& error,
+                                   std::string_view example, CountOf count_of) {
     const auto slash = text.find('/');
     if (slash == std::string_view::npos) {
-        error = "invalid rate " + in_quotes(text) + ": expected COUNT/DURATION, e.g. \"200/1h\"";
+        error = "invalid rate " + in_quotes(text) + ": expected COUNT/DURATION, e.g. \"" +
+                std::string(example) + "\"";
         return std::nullopt;
     }
     std::uint64_t count = 0;
-    if (!parse_digits(text.substr(0, slash), count) || count == 0) {
-        error =
-            "invalid rate " + in_quotes(text) + ": the count must be a whole number of at least 1";
+    std::string count_error;
+    if (!count_of(text.substr(0, slash), count, count_error)) {
+        error = "invalid rate " + in_quotes(text) + ": " + count_error;
         return std::nullopt;
     }
     std::string duration_error;
@@ -159,6 +165,35 @@ std::optional<Rate> parse_rate(std::string_view text, std::string& error) {
         return std::nullopt;
     }
     return Rate{count, *per};
+}
+
+}  // namespace
+
+std::optional<Rate> parse_rate(std::string_view text, std::string& error) {
+    return parse_any_rate(text, error, "200/1h",
+                          [](std::string_view digits, std::uint64_t& count, std::string& why) {
+                              if (!parse_digits(digits, count) || count == 0) {
+                                  why = "the count must be a whole number of at least 1";
+                                  return false;
+                              }
+                              return true;
+                          });
+}
+
+std::optional<Rate> parse_size_rate(std::string_view text, std::string& error) {
+    return parse_any_rate(text, error, "500MiB/1d",
+                          [](std::string_view size, std::uint64_t& count, std::string& why) {
+                              auto value = parse_size(size, why);
+                              if (!value) {
+                                  return false;
+                              }
+                              if (*value == 0) {
+                                  why = "the size must be at least 1 byte";
+                                  return false;
+                              }
+                              count = *value;
+                              return true;
+                          });
 }
 
 std::string format_duration(Duration d) {

@@ -15,8 +15,9 @@ using Duration = std::chrono::milliseconds;
 enum class TlsVersion { tls1_2, tls1_3 };
 
 struct Rate {
-    std::uint64_t count = 0;
+    std::uint64_t count = 0;  // 0 = unlimited
     Duration per{};
+    bool unlimited() const { return count == 0; }
     bool operator==(const Rate&) const = default;
 };
 
@@ -24,6 +25,8 @@ struct Rate {
 std::optional<Duration> parse_duration(std::string_view text, std::string& error);
 std::optional<std::uint64_t> parse_size(std::string_view text, std::string& error);
 std::optional<Rate> parse_rate(std::string_view text, std::string& error);
+// A rate whose count is a size: "500MiB/1d".
+std::optional<Rate> parse_size_rate(std::string_view text, std::string& error);
 
 std::string format_duration(Duration d);  // shortest exact form: "2s", "1500ms", "15m"
 

@@ -17,7 +17,9 @@
 #include "auth/password.hpp"
 #include "net/stream.hpp"
 #include "ops/log.hpp"
+#include "ops/security.hpp"
 #include "ops/worker.hpp"
+#include "proxy/backend_probe.hpp"
 #include "tls/context.hpp"
 
 namespace portcullis::ops {
@@ -72,9 +74,11 @@ class Supervisor {
         }
         uv_timer_init(&loop_, &poll_timer_);
         poll_timer_.data = this;
+        prober_ = std::make_unique<proxy::BackendProber>(&loop_, runtime_);
     }
 
     ~Supervisor() {
+        prober_.reset();  // its handles close in the uv_run below
         for (auto& handle : signals_) {
             uv_close(reinterpret_cast<uv_handle_t*>(handle.get()), nullptr);
         }
@@ -83,7 +87,10 @@ class Supervisor {
         uv_loop_close(&loop_);
     }
 
-    void run() { uv_run(&loop_, UV_RUN_DEFAULT); }
+    void run() {
+        prober_->probe_now();  // what the backends support, before clients ask
+        uv_run(&loop_, UV_RUN_DEFAULT);
+    }
 
   private:
     static void on_signal(uv_signal_t* handle, int signum) {
@@ -98,6 +105,9 @@ class Supervisor {
     void reload() {
         try {
             auto next = proxy::load_snapshot(runtime_.config_file);
+            if (const auto problems = secret_file_problems(*next->config); !problems.empty()) {
+                throw std::runtime_error(problems.front());
+            }
             const auto previous = runtime_.snapshot.get();
             if (next->config->listeners.size() != previous->config->listeners.size()) {
                 log(LogLevel::warn, "reload.listeners",
@@ -106,6 +116,7 @@ class Supervisor {
             configure_logging(next->config->log);
             runtime_.snapshot.set(std::move(next));
             log(LogLevel::info, "reload", {{"result", "success"}});
+            prober_->probe_now();  // the backends or their capabilities may have changed
         } catch (const std::exception& error) {
             log(LogLevel::error, "reload",
                 {{"result", "failure"},
@@ -160,6 +171,7 @@ class Supervisor {
     uv_loop_t loop_{};
     std::vector<std::unique_ptr<uv_signal_t>> signals_;
     uv_timer_t poll_timer_{};
+    std::unique_ptr<proxy::BackendProber> prober_;
     bool draining_ = false;
     std::chrono::steady_clock::time_point drain_started_;
 };
@@ -182,6 +194,12 @@ int serve(const std::filesystem::path& config_file) {
     }
     const auto snapshot = runtime.snapshot.get();
     const config::Config& cfg = *snapshot->config;
+    if (const auto problems = secret_file_problems(cfg); !problems.empty()) {
+        for (const auto& problem : problems) {
+            std::cerr << problem << "\n";
+        }
+        return 1;
+    }
     configure_logging(cfg.log);
     // Warm the dummy hash now so the first unknown-user login is not slower than others.
     auth::dummy_hash(cfg.auth.hashing);
@@ -195,6 +213,20 @@ int serve(const std::filesystem::path& config_file) {
         log(LogLevel::error, "listen.failed", {{"error", error.what()}});
         std::cerr << "portcullis: " << error.what() << "\n";
         return 1;
+    }
+    // Listening sockets are bound (ports below 1024 need root); nothing else does.
+    if (!cfg.server.user.empty()) {
+        try {
+            drop_privileges(cfg.server.user);
+            log(LogLevel::info, "privileges.dropped", {{"user", cfg.server.user}});
+        } catch (const std::exception& error) {
+            log(LogLevel::error, "privileges.failed", {{"error", error.what()}});
+            std::cerr << "portcullis: " << error.what() << "\n";
+            return 1;
+        }
+    } else if (::geteuid() == 0) {
+        log(LogLevel::warn, "privileges.root",
+            {{"message", "running as root; set [server] user to drop privileges after binding"}});
     }
     for (const auto& listener : cfg.listeners) {
         log(LogLevel::info, "listen",

@@ -3,10 +3,17 @@
 #include <fmt/format.h>
 #include <sodium.h>
 
+#include <algorithm>
+
 #include "ops/log.hpp"
 #include "smtp/reply.hpp"
 
 namespace portcullis::ops {
+
+namespace {
+// How long a load balancer has to send its PROXY header after connecting.
+constexpr std::uint64_t kProxyHeaderTimeoutMs = 10'000;
+}  // namespace
 
 // A connection refused at accept time (over a connection limit): it gets one 421
 // line where the protocol allows it, then is closed once that line is written.
@@ -53,6 +60,8 @@ Worker::~Worker() {
     retired_.clear();
     refused_.clear();
     refused_retired_.clear();
+    handshakes_.clear();
+    handshakes_retired_.clear();
     listeners_.clear();
     reaper_.reset();
     wakeup_.reset();
@@ -80,8 +89,72 @@ void Worker::accept_one(uv_stream_t* server, const config::ListenerConfig& liste
     if (!stream->accept_from(server)) {
         return;
     }
+    if (listener.proxy_protocol) {
+        begin_proxy_handshake(std::move(stream), listener);
+        return;
+    }
+    admit(std::move(stream), listener, {}, {});
+}
+
+// A listener with proxy_protocol: only a trusted load balancer may connect, and its
+// PROXY header comes first.
+void Worker::begin_proxy_handshake(std::unique_ptr<net::TcpStream> stream,
+                                   const config::ListenerConfig& listener) {
+    const std::string peer = stream->peer_ip();
+    const bool trusted =
+        std::any_of(listener.trusted_proxies.begin(), listener.trusted_proxies.end(),
+                    [&peer](const config::Cidr& network) { return network.contains(peer); });
+    if (!trusted) {
+        log(LogLevel::warn, "proxy.refused",
+            {{"client", peer},
+             {"listener", listener.address.text()},
+             {"reason", "peer is not in trusted_proxies"}});
+        auto refused = std::make_unique<RefusedConnection>(*this, std::move(stream), false);
+        auto* key = refused.get();
+        refused_.emplace(key, std::move(refused));
+        retire_refused(key);
+        return;
+    }
+    auto handshake = std::make_unique<proxy::ProxyHandshake>(
+        &loop_, std::move(stream),
+        [this, listener](proxy::ProxyHandshake& h,
+                         std::optional<proxy::ProxyHandshake::Accepted> accepted,
+                         std::string reason) {
+            finish_proxy_handshake(h, std::move(accepted), reason, listener);
+        });
+    auto* key = handshake.get();
+    handshakes_.emplace(key, std::move(handshake));
+    key->start(kProxyHeaderTimeoutMs);
+}
+
+void Worker::finish_proxy_handshake(proxy::ProxyHandshake& handshake,
+                                    std::optional<proxy::ProxyHandshake::Accepted> accepted,
+                                    const std::string& reason,
+                                    const config::ListenerConfig& listener) {
+    auto it = handshakes_.find(&handshake);
+    if (it != handshakes_.end()) {
+        handshakes_retired_.push_back(std::move(it->second));  // it is on the stack
+        handshakes_.erase(it);
+        if (!reaper_->active()) {
+            reaper_->start(0, [this] { reap(); });
+        }
+    }
+    if (!accepted) {
+        log(LogLevel::warn, "proxy.refused",
+            {{"client", handshake.peer_ip()},
+             {"listener", listener.address.text()},
+             {"reason", reason}});
+        return;  // the connection closes with the handshake
+    }
+    admit(std::move(accepted->stream), listener, std::move(accepted->origin),
+          accepted->early_input);
+}
+
+// Takes a connection slot for the client's address and starts its session.
+void Worker::admit(std::unique_ptr<net::TcpStream> stream, const config::ListenerConfig& listener,
+                   proxy::ClientOrigin origin, std::string_view early_input) {
     auto snapshot = runtime_.snapshot.get();
-    const std::string ip = stream->peer_ip();
+    const std::string ip = origin.ip.empty() ? stream->peer_ip() : origin.ip;
     proxy::ConnectionLimiter::Refusal refusal{};
     proxy::ConnectionSlot slot =
         runtime_.connections.acquire(ip, snapshot->config->server.max_connections,
@@ -102,17 +175,18 @@ void Worker::accept_one(uv_stream_t* server, const config::ListenerConfig& liste
         }
         return;
     }
-    auto session = std::make_unique<proxy::ClientSession>(
-        *this, std::move(stream), snapshot, listener, next_session_id(), std::move(slot));
+    auto session =
+        std::make_unique<proxy::ClientSession>(*this, std::move(stream), snapshot, listener,
+                                               next_session_id(), std::move(slot), std::move(origin));
     auto* key = session.get();
     sessions_.emplace(key, std::move(session));
     session_count_.store(sessions_.size());
     if (draining_) {
-        key->start();
+        key->start(early_input);
         key->drain();
         return;
     }
-    key->start();
+    key->start(early_input);
 }
 
 void Worker::retire(proxy::ClientSession* session) {
@@ -143,6 +217,7 @@ void Worker::retire_refused(RefusedConnection* connection) {
 void Worker::reap() {
     retired_.clear();
     refused_retired_.clear();
+    handshakes_retired_.clear();
     maybe_finish();
 }
 
@@ -166,6 +241,7 @@ void Worker::on_wakeup() {
     if (drain_requested_.load() && !draining_) {
         draining_ = true;
         listeners_.clear();  // stop accepting; the kernel refuses new connections
+        handshakes_.clear();  // connections still owing their PROXY header are dropped
         std::vector<proxy::ClientSession*> current;
         for (auto& [key, session] : sessions_) {
             current.push_back(key);
@@ -180,6 +256,7 @@ void Worker::on_wakeup() {
         }
         sessions_.clear();
         session_count_.store(0);
+        handshakes_.clear();
         reap();
         return;
     }
@@ -188,7 +265,7 @@ void Worker::on_wakeup() {
 
 // Once draining and empty, close the last handles so uv_run returns.
 void Worker::maybe_finish() {
-    if (!draining_ || !sessions_.empty() || !refused_.empty()) {
+    if (!draining_ || !sessions_.empty() || !refused_.empty() || !handshakes_.empty()) {
         return;
     }
     reaper_.reset();

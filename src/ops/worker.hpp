@@ -14,6 +14,7 @@
 #include "net/listener.hpp"
 #include "net/stream.hpp"
 #include "proxy/client_session.hpp"
+#include "proxy/proxy_handshake.hpp"
 #include "proxy/runtime.hpp"
 
 namespace portcullis::ops {
@@ -38,11 +39,19 @@ class Worker final : public proxy::SessionHost {
     std::size_t session_count() const { return session_count_.load(); }
 
     uv_loop_t* loop() override { return &loop_; }
+    proxy::Runtime& runtime() override { return runtime_; }
     void retire(proxy::ClientSession* session) override;
     void retire_refused(RefusedConnection* connection);
 
   private:
     void accept_one(uv_stream_t* server, const config::ListenerConfig& listener);
+    void begin_proxy_handshake(std::unique_ptr<net::TcpStream> stream,
+                               const config::ListenerConfig& listener);
+    void finish_proxy_handshake(proxy::ProxyHandshake& handshake,
+                                std::optional<proxy::ProxyHandshake::Accepted> accepted,
+                                const std::string& reason, const config::ListenerConfig& listener);
+    void admit(std::unique_ptr<net::TcpStream> stream, const config::ListenerConfig& listener,
+               proxy::ClientOrigin origin, std::string_view early_input);
     void on_wakeup();
     void reap();
     void maybe_finish();
@@ -56,6 +65,9 @@ class Worker final : public proxy::SessionHost {
     std::vector<std::unique_ptr<proxy::ClientSession>> retired_;
     std::unordered_map<RefusedConnection*, std::unique_ptr<RefusedConnection>> refused_;
     std::vector<std::unique_ptr<RefusedConnection>> refused_retired_;
+    // Connections on proxy_protocol listeners still owing their PROXY header.
+    std::unordered_map<proxy::ProxyHandshake*, std::unique_ptr<proxy::ProxyHandshake>> handshakes_;
+    std::vector<std::unique_ptr<proxy::ProxyHandshake>> handshakes_retired_;
     std::unique_ptr<net::Timer> reaper_;
     std::mutex wakeup_mutex_;  // request_*() from other threads vs. maybe_finish()
     std::unique_ptr<net::Async> wakeup_;

@@ -92,6 +92,10 @@ bool sender_allowed(std::string_view login, std::span<const std::string> pattern
                        [address](const std::string& p) { return matches(p, address); });
 }
 
+bool same_address(std::string_view a, std::string_view b) {
+    return iequals(a, b);
+}
+
 bool valid_sender_pattern(std::string_view pattern) {
     if (pattern == null_sender_pattern) {
         return true;

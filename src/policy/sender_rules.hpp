@@ -15,6 +15,9 @@ namespace portcullis::policy {
 bool sender_allowed(std::string_view login, std::span<const std::string> patterns,
                     std::string_view address);
 
+// The same address, ignoring ASCII case (header From against the envelope sender).
+bool same_address(std::string_view a, std::string_view b);
+
 // True when `pattern` is a well-formed pattern (for validating users files).
 bool valid_sender_pattern(std::string_view pattern);
 

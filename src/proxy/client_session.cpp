@@ -31,11 +31,45 @@ std::string first_line(const smtp::BackendReply& reply) {
     return reply.lines.empty() ? std::string() : reply.lines.front();
 }
 
-bool is_ascii_upper_equal(std::string_view a, std::string_view b) {
-    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-        return std::toupper(static_cast<unsigned char>(x)) ==
-               std::toupper(static_cast<unsigned char>(y));
-    });
+// The reply for a MAIL/RCPT parameter the gateway does not pass on.
+ReplyId param_reply(smtp::ParamVerdict verdict) {
+    switch (verdict) {
+        case smtp::ParamVerdict::unsupported:
+            return ReplyId::param_unknown;
+        case smtp::ParamVerdict::too_big:
+            return ReplyId::message_too_big;
+        case smtp::ParamVerdict::needs_smtputf8:
+            return ReplyId::smtputf8_required;
+        case smtp::ParamVerdict::syntax:
+        case smtp::ParamVerdict::ok:
+            break;
+    }
+    return ReplyId::param_syntax;
+}
+
+// MAIL's SIZE= value (check_mail validated it), if the client declared one.
+std::optional<std::uint64_t> declared_message_size(const smtp::PathArgument& path) {
+    for (const auto& parameter : path.parameters) {
+        std::uint64_t size = 0;
+        const char* end = parameter.value.data() + parameter.value.size();
+        if (parameter.keyword == "SIZE" &&
+            std::from_chars(parameter.value.data(), end, size).ptr == end) {
+            return size;
+        }
+    }
+    return std::nullopt;
+}
+
+ReplyId upstream_failure_reply(UpstreamFailure failure) {
+    switch (failure) {
+        case UpstreamFailure::identity:
+            return ReplyId::backend_identity_failed;
+        case UpstreamFailure::tls:
+            return ReplyId::backend_tls_failed;
+        case UpstreamFailure::unavailable:
+            break;
+    }
+    return ReplyId::backend_unavailable;
 }
 
 }  // namespace
@@ -43,8 +77,9 @@ bool is_ascii_upper_equal(std::string_view a, std::string_view b) {
 ClientSession::ClientSession(SessionHost& host, std::unique_ptr<net::TcpStream> client,
                              std::shared_ptr<const Snapshot> snapshot,
                              const config::ListenerConfig& listener, std::string id,
-                             ConnectionSlot slot)
+                             ConnectionSlot slot, ClientOrigin origin)
     : host_(host),
+      abuse_(host.runtime().abuse),
       client_(std::move(client)),
       snapshot_(std::move(snapshot)),
       listener_(listener),
@@ -53,9 +88,21 @@ ClientSession::ClientSession(SessionHost& host, std::unique_ptr<net::TcpStream> 
       started_(std::chrono::steady_clock::now()),
       idle_timer_(host.loop()),
       auth_timer_(host.loop()),
-      close_timer_(host.loop()) {
-    client_ip_ = client_->peer_ip();
-    client_port_ = client_->peer_port();
+      close_timer_(host.loop()),
+      preauth_timer_(host.loop()),
+      data_timer_(host.loop()) {
+    if (origin.ip.empty()) {
+        client_ip_ = client_->peer_ip();
+        client_port_ = client_->peer_port();
+        local_ip_ = client_->local_ip();
+        local_port_ = client_->local_port();
+    } else {
+        client_ip_ = std::move(origin.ip);
+        client_port_ = origin.port;
+        local_ip_ = std::move(origin.local_ip);
+        local_port_ = origin.local_port;
+        proxy_peer_ = std::move(origin.proxy);
+    }
     client_->set_handler(this);
 }
 
@@ -63,12 +110,13 @@ ClientSession::~ClientSession() {
     *alive_ = false;
 }
 
-void ClientSession::start() {
+void ClientSession::start(std::string_view early_input) {
     ops::log(LogLevel::info, "connect",
              {{"session", id_},
               {"client", client_ip_},
               {"port", unsigned{client_port_}},
-              {"listener", listener_.address.text()}});
+              {"listener", listener_.address.text()},
+              {"proxy", proxy_peer_}});
     if (listener_.tls == config::ListenerTls::implicit) {
         tls_ =
             std::make_unique<tls::TlsSession>(snapshot_->tls.get(), tls::TlsSession::Role::server);
@@ -76,6 +124,10 @@ void ClientSession::start() {
     reply_text(smtp::greeting(cfg().server.hostname));
     client_->start_reading();
     arm_idle_timer();
+    preauth_timer_.start(ms(cfg().limits.preauth_timeout), [this] { on_preauth_timeout(); });
+    if (!early_input.empty()) {
+        on_stream_data(early_input);  // what the client sent right behind a PROXY header
+    }
 }
 
 void ClientSession::drain() {
@@ -131,7 +183,8 @@ void ClientSession::process_input() {
     }
     processing_ = true;
     std::weak_ptr<bool> alive = alive_;
-    while (phase_ != Phase::closing && wait_ == Wait::none && in_pos_ < in_.size()) {
+    while (phase_ != Phase::closing && !closing_queued_ && wait_ == Wait::none &&
+           in_pos_ < in_.size()) {
         if (!process_one() || alive.expired()) {
             break;
         }
@@ -247,15 +300,30 @@ void ClientSession::handle_ehlo(const smtp::Command& command, bool extended) {
         reset_transaction();
     }
     helo_done_ = true;
+    esmtp_ = extended;
     helo_name_ = std::string(command.argument);
+    // What the backends support now is what this client is offered from here on.
+    offer_ = client_offer(host_.runtime().backends.common().get(), cfg().limits.message_size);
     const std::string& host = cfg().server.hostname;
     if (!extended) {
         reply_text(smtp::single(250, host));
         return;
     }
+    // PIPELINING is the gateway's own; the rest only when the backends have it too.
     std::vector<std::string> lines{host, "PIPELINING",
-                                   fmt::format("SIZE {}", cfg().limits.message_size), "8BITMIME",
-                                   "ENHANCEDSTATUSCODES"};
+                                   fmt::format("SIZE {}", offer_->parameters.size_limit)};
+    if (offer_->parameters.eight_bit_mime) {
+        lines.emplace_back("8BITMIME");
+    }
+    if (offer_->parameters.smtputf8) {
+        lines.emplace_back("SMTPUTF8");
+    }
+    if (offer_->parameters.dsn) {
+        lines.emplace_back("DSN");
+    }
+    if (offer_->enhanced_status_codes) {
+        lines.emplace_back("ENHANCEDSTATUSCODES");
+    }
     const bool tls_active = tls_ != nullptr;
     if (listener_.tls == config::ListenerTls::starttls && !tls_active) {
         lines.emplace_back("STARTTLS");
@@ -374,34 +442,55 @@ void ClientSession::verify_credentials(smtp::Credentials credentials,
     const bool authzid_ok =
         credentials.authzid.empty() || credentials.authzid.view() == credentials.authcid.view();
     std::string mechanism(mechanism_name);
+    const auth::GuardSettings guard = auth::GuardSettings::from(cfg().auth);
+    // Locked out: no Argon2id at all, and the same 535 after the same delay as a wrong
+    // password, so that even the right password learns nothing.
+    if (const auto scope = abuse_.logins.locked(client_ip_, name, guard);
+        scope != auth::LockScope::none) {
+        fail_auth(name, mechanism, "locked out (" + std::string(auth::scope_name(scope)) + ")",
+                  false);
+        return;
+    }
     const auth::User* user = snapshot_->users->find(name);
+    std::optional<auth::CredentialCache::Digest> digest;
+    if (user != nullptr && cfg().auth.cache_ttl.count() > 0) {
+        digest = abuse_.credentials.digest(snapshot_->generation, name, user->password_hash,
+                                           credentials.password.view());
+        if (abuse_.credentials.contains(name, *digest)) {
+            finish_verification(true, std::move(name), std::move(mechanism), authzid_ok, true,
+                                std::nullopt);
+            return;
+        }
+    }
     // An unknown user costs the same Argon2id work as a known one.
     std::string hash = user != nullptr ? user->password_hash : auth::dummy_hash(cfg().auth.hashing);
     wait_ = Wait::auth_verify;
-    std::weak_ptr<bool> alive = alive_;
     verification_ = auth::PendingVerification::start(
+        abuse_.hashing(cfg().auth.hash_threads), cfg().auth.max_pending_verifications,
         host_.loop(), std::move(hash), std::move(credentials.password),
-        [this, name, authzid_ok, mechanism](bool matched) {
-            finish_verification(matched, name, mechanism, authzid_ok);
+        [this, name, authzid_ok, mechanism, digest](bool matched) {
+            finish_verification(matched, name, mechanism, authzid_ok, false, digest);
         });
     if (!verification_) {
         wait_ = Wait::none;
-        ops::log(LogLevel::error, "auth",
+        ops::log(LogLevel::warn, "auth",
                  {{"session", id_},
                   {"client", client_ip_},
                   {"user", name},
                   {"mechanism", mechanism},
-                  {"result", "error"},
-                  {"reason", "cannot queue password verification"}});
-        reply(ReplyId::temp_auth_failure);
+                  {"result", "busy"},
+                  {"reason", "too many password verifications pending"}});
+        reply(ReplyId::auth_busy);
     }
 }
 
 void ClientSession::finish_verification(bool matched, std::string name, std::string mechanism,
-                                        bool authzid_ok) {
+                                        bool authzid_ok, bool cached,
+                                        std::optional<auth::CredentialCache::Digest> digest) {
     verification_.reset();
     const auth::User* user = snapshot_->users->find(name);
-    std::string_view reason;
+    const auth::GuardSettings guard = auth::GuardSettings::from(cfg().auth);
+    std::string reason;
     if (user == nullptr) {
         reason = "unknown user";
     } else if (!matched) {
@@ -410,21 +499,41 @@ void ClientSession::finish_verification(bool matched, std::string name, std::str
         reason = "user disabled";
     } else if (!authzid_ok) {
         reason = "authorization identity differs";
-    }
-    if (reason.empty()) {
-        user_ = user;
-        ops::log(LogLevel::info, "auth",
-                 {{"session", id_},
-                  {"client", client_ip_},
-                  {"user", name},
-                  {"mechanism", mechanism},
-                  {"result", "success"}});
-        wait_ = Wait::none;
-        reply(ReplyId::auth_ok);
-        ensure_upstream();  // connect early; MAIL is usually next
-        process_input();
+    } else if (const auto scope = abuse_.logins.locked(client_ip_, name, guard);
+               scope != auth::LockScope::none) {
+        // A lockout that began while this verification was running.
+        fail_auth(name, mechanism, "locked out (" + std::string(auth::scope_name(scope)) + ")",
+                  false);
         return;
     }
+    if (!reason.empty()) {
+        fail_auth(name, mechanism, reason, true);
+        return;
+    }
+    user_ = user;
+    rate_limits_ = auth::effective_rate_limits(*user, cfg().rate_limits);
+    preauth_timer_.stop();
+    abuse_.logins.record_success(client_ip_, guard);
+    if (digest) {
+        abuse_.credentials.remember(name, *digest, cfg().auth.cache_ttl);
+    }
+    ops::log(LogLevel::info, "auth",
+             {{"session", id_},
+              {"client", client_ip_},
+              {"user", name},
+              {"mechanism", mechanism},
+              {"result", "success"},
+              {"cached", cached}});
+    wait_ = Wait::none;
+    reply(ReplyId::auth_ok);
+    ensure_upstream();  // connect early; MAIL is usually next
+    process_input();
+}
+
+// Logs the failure, counts it towards lockouts when `counted` (a refusal because of a
+// running lockout is not), and answers 535 after failure_delay.
+void ClientSession::fail_auth(const std::string& name, const std::string& mechanism,
+                              std::string_view reason, bool counted) {
     ops::log(LogLevel::warn, "auth",
              {{"session", id_},
               {"client", client_ip_},
@@ -432,6 +541,19 @@ void ClientSession::finish_verification(bool matched, std::string name, std::str
               {"mechanism", mechanism},
               {"result", "failure"},
               {"reason", reason}});
+    if (counted) {
+        const auto started =
+            abuse_.logins.record_failure(client_ip_, name, auth::GuardSettings::from(cfg().auth));
+        for (const auto& lockout : started) {
+            ops::log(LogLevel::warn, "auth.lockout",
+                     {{"session", id_},
+                      {"client", client_ip_},
+                      {"scope", auth::scope_name(lockout.scope)},
+                      {"key", lockout.key},
+                      {"failures", lockout.failures},
+                      {"duration_ms", ms(lockout.duration)}});
+        }
+    }
     wait_ = Wait::auth_delay;
     auth_timer_.start(ms(cfg().auth.failure_delay), [this] {
         wait_ = Wait::none;
@@ -474,34 +596,27 @@ void ClientSession::handle_mail(const smtp::Command& command) {
         return;
     }
     const smtp::PathArgument& path = *parsed.path;
-    std::string forwarded_params;
-    for (const auto& parameter : path.parameters) {
-        if (parameter.keyword == "SIZE") {
-            std::uint64_t size = 0;
-            const auto* end = parameter.value.data() + parameter.value.size();
-            if (parameter.value.empty() ||
-                std::from_chars(parameter.value.data(), end, size).ptr != end) {
-                reply(ReplyId::param_syntax);
-                return;
-            }
-            if (size > cfg().limits.message_size) {
-                reply(ReplyId::message_too_big);
-                return;
-            }
-            forwarded_params += fmt::format(" SIZE={}", size);
-        } else if (parameter.keyword == "BODY" &&
-                   (is_ascii_upper_equal(parameter.value, "7BIT") ||
-                    is_ascii_upper_equal(parameter.value, "8BITMIME"))) {
-            forwarded_params += " BODY=" + parameter.value;
-        } else {
-            reply(ReplyId::param_unknown);
-            return;
-        }
+    const smtp::ParamOutcome params = smtp::check_mail(path, offer().parameters);
+    if (params.verdict != smtp::ParamVerdict::ok) {
+        reply(param_reply(params.verdict));
+        return;
     }
+    const std::string& forwarded_params = params.forward;
+    const std::optional<std::uint64_t> declared_size = declared_message_size(path);
     if (!policy::sender_allowed(user_->name, user_->senders, path.address)) {
         ops::log(LogLevel::warn, "sender.refused",
                  {{"session", id_}, {"user", user_->name}, {"from", path.address}});
         reply(ReplyId::sender_not_owned);
+        return;
+    }
+    // A declared size that the byte limit can never or not now take is refused before
+    // the message is sent; only then is the message counted.
+    if (declared_size &&
+        rate_limited(policy::Limit::bytes, rate_limits_.bytes, *declared_size,
+                     ReplyId::rate_limited)) {
+        return;
+    }
+    if (rate_limited(policy::Limit::messages, rate_limits_.messages, 1, ReplyId::rate_limited)) {
         return;
     }
     if (!ensure_upstream()) {
@@ -511,8 +626,40 @@ void ClientSession::handle_mail(const smtp::Command& command) {
     mail_from_ = path.address;
     rcpt_sent_ = 0;
     rcpt_accepted_ = 0;
+    smtputf8_ = params.smtputf8;
     forward(fmt::format("MAIL FROM:<{}>{}\r\n", path.address, forwarded_params), Expect::mail,
             cfg().backend.reply_timeout);
+}
+
+// Checks (and for messages and recipients, takes from) the user's bucket; when the
+// limit is reached, queues `reply_id` with a retry hint and returns true. The bytes
+// limit is only peeked at here: bytes are taken at end of DATA. A cost the bucket can
+// never hold gets 552 5.3.4 like any message over the size limit.
+bool ClientSession::rate_limited(policy::Limit limit, const config::Rate& rate,
+                                 std::uint64_t cost, ReplyId reply_id) {
+    if (rate.unlimited()) {
+        return false;
+    }
+    const bool take = limit != policy::Limit::bytes || reply_id == ReplyId::rate_limited_data;
+    const policy::RateDecision decision = take ? abuse_.rates.take(user_->name, limit, rate, cost)
+                                               : abuse_.rates.peek(user_->name, limit, rate, cost);
+    if (decision.allowed) {
+        return false;
+    }
+    const auto retry = static_cast<std::uint64_t>(decision.retry_after.count());
+    ops::log(LogLevel::warn, "rate_limit",
+             {{"session", id_},
+              {"user", user_->name},
+              {"limit", policy::limit_name(limit)},
+              {"cost", cost},
+              {"retry_after_s", retry},
+              {"never", decision.never}});
+    if (decision.never) {
+        reply(ReplyId::message_too_big);
+    } else {
+        reply_text(smtp::with_retry_hint(reply_id, policy::limit_name(limit), retry));
+    }
+    return true;
 }
 
 void ClientSession::handle_rcpt(const smtp::Command& command) {
@@ -530,16 +677,21 @@ void ClientSession::handle_rcpt(const smtp::Command& command) {
                                                                : ReplyId::param_syntax);
         return;
     }
-    if (!parsed.path->parameters.empty()) {
-        reply(ReplyId::param_unknown);
+    const smtp::ParamOutcome params = smtp::check_rcpt(*parsed.path, offer().parameters, smtputf8_);
+    if (params.verdict != smtp::ParamVerdict::ok) {
+        reply(param_reply(params.verdict));
         return;
     }
     if (rcpt_sent_ >= cfg().limits.recipients_per_message) {
         reply(ReplyId::too_many_recipients);
         return;
     }
+    if (rate_limited(policy::Limit::recipients, rate_limits_.recipients, 1,
+                     ReplyId::rate_limited)) {
+        return;
+    }
     ++rcpt_sent_;
-    forward(fmt::format("RCPT TO:<{}>\r\n", parsed.path->address), Expect::rcpt,
+    forward(fmt::format("RCPT TO:<{}>{}\r\n", parsed.path->address, params.forward), Expect::rcpt,
             cfg().backend.reply_timeout);
 }
 
@@ -583,6 +735,7 @@ void ClientSession::reset_transaction() {
     mail_from_.clear();
     rcpt_sent_ = 0;
     rcpt_accepted_ = 0;
+    smtputf8_ = false;
     data_failure_ = DataFailure::none;
 }
 
@@ -601,19 +754,67 @@ void ClientSession::start_data_phase() {
     decoder_.emplace(cfg().limits.bare_line_endings == config::BareLineEndings::normalize
                          ? smtp::BarePolicy::normalize
                          : smtp::BarePolicy::reject);
+    if (cfg().policy.header_from != config::HeaderFrom::off) {
+        header_from_.emplace(true);  // it reads data_out_, which is dot-stuffed
+    }
+    data_timer_.start(ms(cfg().limits.data_timeout), [this] { on_data_timeout(); });
+}
+
+// Feeds the re-encoded chunk in data_out_ to the header From scanner (at the end of
+// the message, finishes it) and aborts the transaction once it refuses.
+void ClientSession::check_header_from(bool at_end) {
+    if (!header_from_) {
+        return;
+    }
+    using Verdict = smtp::HeaderFromScanner::Verdict;
+    Verdict verdict = header_from_->feed(data_out_);
+    if (verdict == Verdict::pending && at_end) {
+        verdict = header_from_->finish();
+    }
+    if (verdict == Verdict::pending) {
+        return;
+    }
+    const std::string address = header_from_->address();
+    header_from_.reset();
+    if (data_failure_ != DataFailure::none) {
+        return;  // already refused for another reason
+    }
+    if (verdict != Verdict::one) {
+        abort_transaction(DataFailure::header_from_invalid,
+                          "header From refused: " + std::string(smtp::verdict_name(verdict)));
+        return;
+    }
+    const bool allowed =
+        cfg().policy.header_from == config::HeaderFrom::envelope
+            ? !mail_from_.empty() && policy::same_address(address, mail_from_)
+            : policy::sender_allowed(user_->name, user_->senders, address);
+    if (!allowed) {
+        abort_transaction(DataFailure::header_from_not_allowed,
+                          "header From <" + address + "> not allowed");
+    }
 }
 
 bool ClientSession::pump_data() {
     const auto result = decoder_->feed(std::string_view(in_).substr(in_pos_), data_out_);
     in_pos_ += result.consumed;
-    // Judge the chunk before any of it leaves: a chunk with a bare line ending or past
-    // the size limit never reaches the backend.
+    // Judge the chunk before any of it leaves: a chunk with a bare line ending, past
+    // the size limit or with a refused header From never reaches the backend.
+    const std::uint64_t message_limit = offer().parameters.size_limit;  // SIZE advertised
+    std::uint64_t size_limit = message_limit;
+    if (!rate_limits_.bytes.unlimited()) {
+        size_limit = std::min(size_limit, rate_limits_.bytes.count);  // could never pass
+    }
     if (data_failure_ == DataFailure::none) {
-        if (decoder_->message_size() > cfg().limits.message_size) {
-            abort_transaction(DataFailure::too_big, "message exceeds message_size");
+        if (decoder_->message_size() > size_limit) {
+            abort_transaction(DataFailure::too_big,
+                              size_limit < message_limit
+                                  ? "message exceeds the bytes rate limit"
+                                  : "message exceeds message_size");
         } else if (decoder_->bare_line_ending_seen() &&
                    cfg().limits.bare_line_endings == config::BareLineEndings::reject) {
             abort_transaction(DataFailure::bare_line_ending, "bare CR or LF in message");
+        } else {
+            check_header_from(result.finished);
         }
     }
     if (data_failure_ == DataFailure::none && upstream_ && !data_out_.empty()) {
@@ -630,6 +831,7 @@ bool ClientSession::pump_data() {
 // Aborts the backend transaction by closing the backend connection: an end-of-data of
 // our own would deliver a partial message.
 void ClientSession::abort_transaction(DataFailure failure, std::string_view why) {
+    header_from_.reset();
     data_failure_ = failure;
     ops::log(LogLevel::warn, "message.aborted",
              {{"session", id_}, {"user", user_ != nullptr ? user_->name : ""}, {"reason", why}});
@@ -638,6 +840,8 @@ void ClientSession::abort_transaction(DataFailure failure, std::string_view why)
 
 void ClientSession::finish_data() {
     phase_ = Phase::command;
+    data_timer_.stop();
+    header_from_.reset();
     const std::uint64_t size = decoder_->message_size();
     decoder_.reset();
     const DataFailure failure = data_failure_;
@@ -653,8 +857,22 @@ void ClientSession::finish_data() {
         case DataFailure::backend_lost:
             reply(ReplyId::backend_lost);
             return;
+        case DataFailure::header_from_invalid:
+            reply(ReplyId::header_from_invalid);
+            return;
+        case DataFailure::header_from_not_allowed:
+            reply(ReplyId::header_from_not_allowed);
+            return;
         case DataFailure::none:
             break;
+    }
+    // The byte limit is taken now that the size is known. Over it, the message is not
+    // committed: the backend connection is closed instead of ending the data.
+    if (rate_limited(policy::Limit::bytes, rate_limits_.bytes, size, ReplyId::rate_limited_data)) {
+        ops::log(LogLevel::warn, "message.aborted",
+                 {{"session", id_}, {"user", user_->name}, {"reason", "bytes rate limit"}});
+        upstream_.reset();
+        return;
     }
     forward(std::string(smtp::kEndOfData), Expect::end_of_data, cfg().backend.data_reply_timeout);
     replies_.back().message = std::move(record);
@@ -666,11 +884,22 @@ bool ClientSession::ensure_upstream() {
     if (upstream_) {
         return true;
     }
+    ClientFacts facts{client_ip_, client_port_, local_ip_, local_port_, helo_name_, esmtp_,
+                      user_ != nullptr ? user_->name : std::string()};
+    UpstreamOptions options{snapshot_->backend_tls.get(), &host_.runtime().backends, false, {}};
     upstream_ = std::make_unique<Upstream>(host_.loop(), cfg().backend, cfg().server.hostname,
+                                           std::move(facts), std::move(options),
                                            static_cast<UpstreamEvents&>(*this));
     std::weak_ptr<bool> alive = alive_;
     upstream_->start();  // may fail at once and reset upstream_
     return !alive.expired() && upstream_ != nullptr;
+}
+
+const ClientOffer& ClientSession::offer() {
+    if (!offer_) {  // a client that never said EHLO
+        offer_ = client_offer(host_.runtime().backends.common().get(), cfg().limits.message_size);
+    }
+    return *offer_;
 }
 
 void ClientSession::forward(std::string line, Expect expect, config::Duration timeout) {
@@ -682,7 +911,7 @@ void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
     auto it = std::find_if(replies_.begin(), replies_.end(),
                            [](const PendingReply& r) { return !r.ready; });
     if (it == replies_.end()) {
-        on_upstream_failed("reply without a pending command");
+        on_upstream_failed(UpstreamFailure::unavailable, "reply without a pending command");
         return;
     }
     it->ready = true;
@@ -706,6 +935,9 @@ void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
             }
             break;
         case Expect::end_of_data:
+            if (reply.positive()) {
+                bad_commands_ = 0;  // a client that delivers is not a prober
+            }
             if (it->message) {
                 ++messages_;
                 ops::log(reply.positive() ? LogLevel::info : LogLevel::warn, "message",
@@ -737,9 +969,16 @@ void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
     process_input();
 }
 
-void ClientSession::on_upstream_failed(std::string_view reason) {
+void ClientSession::on_upstream_failed(UpstreamFailure failure, std::string_view reason) {
+    const std::string backend(upstream_ ? upstream_->endpoint() : cfg().backend.address.text());
     ops::log(LogLevel::error, "backend.error",
-             {{"session", id_}, {"backend", cfg().backend.address.text()}, {"reason", reason}});
+             {{"session", id_},
+              {"client", client_ip_},
+              {"backend", backend},
+              {"reason", reason},
+              {"failure", failure == UpstreamFailure::identity ? "identity"
+                          : failure == UpstreamFailure::tls    ? "tls"
+                                                               : "unavailable"}});
     upstream_.reset();
     bool close_after = false;
     for (auto& pending : replies_) {
@@ -757,7 +996,7 @@ void ClientSession::on_upstream_failed(std::string_view reason) {
                 break;
             default:
                 if (!close_after) {
-                    pending.text = std::string(smtp::reply(ReplyId::backend_unavailable));
+                    pending.text = std::string(smtp::reply(upstream_failure_reply(failure)));
                     pending.after = After::close;
                     close_after = true;
                 } else {
@@ -788,6 +1027,38 @@ void ClientSession::on_upstream_drained() {
 
 void ClientSession::reply(ReplyId id, After after) {
     reply_text(std::string(smtp::reply(id)), after);
+    count_bad_command(id);
+}
+
+// Protocol errors count towards [limits] max_bad_commands; at the limit the session
+// gets 421 4.7.0 after the error reply, and no further command is read.
+void ClientSession::count_bad_command(ReplyId id) {
+    switch (id) {
+        case ReplyId::syntax_unknown:
+        case ReplyId::line_too_long:
+        case ReplyId::param_syntax:
+        case ReplyId::bad_base64:
+        case ReplyId::not_implemented:
+        case ReplyId::bad_sequence:
+        case ReplyId::already_authenticated:
+        case ReplyId::mechanism_unknown:
+        case ReplyId::auth_required:
+        case ReplyId::starttls_first:
+        case ReplyId::encryption_required:
+        case ReplyId::bad_address:
+        case ReplyId::param_unknown:
+            break;
+        default:
+            return;
+    }
+    if (closing_queued_ || phase_ == Phase::closing ||
+        ++bad_commands_ < cfg().limits.max_bad_commands) {
+        return;
+    }
+    ops::log(LogLevel::warn, "bad_commands",
+             {{"session", id_}, {"client", client_ip_}, {"count", bad_commands_}});
+    closing_queued_ = true;
+    reply(ReplyId::too_many_bad_commands, After::close);
 }
 
 void ClientSession::reply_text(std::string text, After after) {
@@ -852,13 +1123,52 @@ void ClientSession::arm_idle_timer() {
         return;
     }
     idle_timer_.start(ms(cfg().limits.command_timeout), [this] {
-        ops::log(LogLevel::info, "timeout", {{"session", id_}, {"client", client_ip_}});
+        ops::log(LogLevel::info, "timeout",
+                 {{"session", id_}, {"client", client_ip_}, {"kind", "idle"}});
         if (phase_ == Phase::data) {
             upstream_.reset();  // abort the unfinished message
         }
         replies_.clear();
         reply(ReplyId::timeout, After::close);
     });
+}
+
+// [limits] preauth_timeout: a client that has not authenticated by now is dropped,
+// however busy it keeps the connection (a byte a second, endless failed AUTHs).
+void ClientSession::on_preauth_timeout() {
+    if (user_ != nullptr || phase_ == Phase::closing) {
+        return;
+    }
+    ops::log(LogLevel::info, "timeout",
+             {{"session", id_}, {"client", client_ip_}, {"kind", "preauth"}});
+    verification_.reset();
+    auth_timer_.stop();
+    sasl_.reset();
+    phase_ = Phase::command;
+    wait_ = Wait::none;
+    replies_.clear();
+    closing_queued_ = true;
+    reply(ReplyId::auth_deadline, After::close);
+}
+
+// [limits] data_timeout: DATA must end this long after 354, however slowly it trickles.
+void ClientSession::on_data_timeout() {
+    if (phase_ != Phase::data) {
+        return;
+    }
+    ops::log(LogLevel::info, "timeout",
+             {{"session", id_}, {"client", client_ip_}, {"kind", "data"}});
+    ops::log(LogLevel::warn, "message.aborted",
+             {{"session", id_},
+              {"user", user_ != nullptr ? user_->name : ""},
+              {"reason", "data_timeout"}});
+    upstream_.reset();  // abort the unfinished message
+    decoder_.reset();
+    header_from_.reset();
+    phase_ = Phase::command;
+    replies_.clear();
+    closing_queued_ = true;
+    reply(ReplyId::data_timeout, After::close);
 }
 
 void ClientSession::update_read_pressure() {
@@ -918,6 +1228,8 @@ void ClientSession::finish_close(std::string_view reason) {
     idle_timer_.stop();
     auth_timer_.stop();
     close_timer_.stop();
+    preauth_timer_.stop();
+    data_timer_.stop();
     client_->set_handler(nullptr);
     client_->stop_reading();
     verification_.reset();

@@ -17,9 +17,11 @@
 #include "auth/verifier.hpp"
 #include "net/stream.hpp"
 #include "proxy/runtime.hpp"
+#include "proxy/backends.hpp"
 #include "proxy/upstream.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_codec.hpp"
+#include "smtp/header_from.hpp"
 #include "smtp/line_reader.hpp"
 #include "smtp/reply.hpp"
 #include "smtp/sasl.hpp"
@@ -34,20 +36,33 @@ class SessionHost {
   public:
     virtual ~SessionHost() = default;
     virtual uv_loop_t* loop() = 0;
+    // Gateway-wide state: rate limits, lockouts, credential cache, hashing pool.
+    virtual Runtime& runtime() = 0;
     // Hands the finished session back; it is destroyed on a later loop turn.
     virtual void retire(ClientSession* session) = 0;
+};
+
+// Where a client connected from and to: the socket's addresses, or on a listener with
+// proxy_protocol the addresses a trusted load balancer's PROXY header carried.
+struct ClientOrigin {
+    std::string ip;  // empty = take all four from the socket
+    std::uint16_t port = 0;
+    std::string local_ip;
+    std::uint16_t local_port = 0;
+    std::string proxy;  // the load balancer's address when the others came from PROXY
 };
 
 class ClientSession final : private net::StreamHandler, private UpstreamEvents {
   public:
     ClientSession(SessionHost& host, std::unique_ptr<net::TcpStream> client,
                   std::shared_ptr<const Snapshot> snapshot, const config::ListenerConfig& listener,
-                  std::string id, ConnectionSlot slot);
+                  std::string id, ConnectionSlot slot, ClientOrigin origin = {});
     ~ClientSession() override;
     ClientSession(const ClientSession&) = delete;
     ClientSession& operator=(const ClientSession&) = delete;
 
-    void start();
+    // `early_input`: bytes that arrived right behind a PROXY header, before the session.
+    void start(std::string_view early_input = {});
     // Graceful stop: an idle session gets 421 now, a busy one after its transaction.
     void drain();
     const std::string& id() const { return id_; }
@@ -57,7 +72,14 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     enum class Wait { none, auth_verify, auth_delay, data_barrier, data_reply };
     enum class Expect { none, mail, rcpt, data, end_of_data, rset, silent };
     enum class After { none, close, start_tls };
-    enum class DataFailure { none, too_big, bare_line_ending, backend_lost };
+    enum class DataFailure {
+        none,
+        too_big,
+        bare_line_ending,
+        backend_lost,
+        header_from_invalid,
+        header_from_not_allowed,
+    };
 
     struct MessageRecord {
         std::string from;
@@ -78,7 +100,7 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     void on_stream_drained() override;
     // UpstreamEvents (backend)
     void on_upstream_reply(const smtp::BackendReply& reply) override;
-    void on_upstream_failed(std::string_view reason) override;
+    void on_upstream_failed(UpstreamFailure failure, std::string_view reason) override;
     void on_upstream_drained() override;
 
     // input
@@ -100,7 +122,13 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     bool require_auth();
     void verify_credentials(smtp::Credentials credentials, std::string_view mechanism);
     void finish_verification(bool matched, std::string name, std::string mechanism,
-                             bool authzid_ok);
+                             bool authzid_ok, bool cached,
+                             std::optional<auth::CredentialCache::Digest> digest);
+    void fail_auth(const std::string& name, const std::string& mechanism, std::string_view reason,
+                   bool counted);
+    bool rate_limited(policy::Limit limit, const config::Rate& rate, std::uint64_t cost,
+                      smtp::ReplyId reply_id);
+    void check_header_from(bool at_end);
     void start_data_phase();
     void finish_data();
     void abort_transaction(DataFailure failure, std::string_view why);
@@ -118,10 +146,15 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
 
     // backend
     bool ensure_upstream();
+    // What this client is offered (EHLO keywords, MAIL/RCPT parameters), fixed at EHLO.
+    const ClientOffer& offer();
     void forward(std::string line, Expect expect, config::Duration timeout);
 
     // lifecycle
     void arm_idle_timer();
+    void on_preauth_timeout();
+    void on_data_timeout();
+    void count_bad_command(smtp::ReplyId id);
     void begin_close();
     void finish_close(std::string_view reason);
     void update_read_pressure();
@@ -129,6 +162,7 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     const config::Config& cfg() const { return *snapshot_->config; }
 
     SessionHost& host_;
+    AbuseControl& abuse_;
     std::unique_ptr<net::TcpStream> client_;
     std::shared_ptr<const Snapshot> snapshot_;
     config::ListenerConfig listener_;
@@ -136,11 +170,16 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     ConnectionSlot slot_;
     std::string client_ip_;
     std::uint16_t client_port_ = 0;
+    std::string local_ip_;  // the address the client connected to
+    std::uint16_t local_port_ = 0;
+    std::string proxy_peer_;  // the load balancer, when the addresses came from PROXY
     std::chrono::steady_clock::time_point started_;
 
     net::Timer idle_timer_;
     net::Timer auth_timer_;
     net::Timer close_timer_;
+    net::Timer preauth_timer_;  // connect to successful AUTH ([limits] preauth_timeout)
+    net::Timer data_timer_;     // 354 to end of data ([limits] data_timeout)
     std::unique_ptr<tls::TlsSession> tls_;
     std::unique_ptr<Upstream> upstream_;
     std::unique_ptr<auth::PendingVerification> verification_;
@@ -156,18 +195,25 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     std::deque<PendingReply> replies_;
     bool processing_ = false;
     bool draining_ = false;
+    bool closing_queued_ = false;      // a closing reply is queued: read no more commands
+    std::uint64_t bad_commands_ = 0;   // since the session's last delivered message
 
     // session facts
     bool helo_done_ = false;
+    bool esmtp_ = false;                // the client said EHLO
+    std::optional<ClientOffer> offer_;  // set at EHLO (or first use)
     std::string helo_name_;
     const auth::User* user_ = nullptr;  // points into snapshot_->users
+    config::RateLimits rate_limits_;     // the user's, set at AUTH
 
     // transaction
     bool mail_open_ = false;
     std::string mail_from_;
     std::uint64_t rcpt_sent_ = 0;
     std::uint64_t rcpt_accepted_ = 0;
+    bool smtputf8_ = false;  // MAIL declared SMTPUTF8
     DataFailure data_failure_ = DataFailure::none;
+    std::optional<smtp::HeaderFromScanner> header_from_;  // while the header is checked
     std::uint64_t messages_ = 0;
 
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

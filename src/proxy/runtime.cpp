@@ -1,11 +1,15 @@
 #include "proxy/runtime.hpp"
 
+#include <atomic>
+
 #include "tls/context.hpp"
 
 namespace portcullis::proxy {
 
 std::shared_ptr<const Snapshot> load_snapshot(const std::filesystem::path& config_file) {
+    static std::atomic<std::uint64_t> generations{0};
     auto snapshot = std::make_shared<Snapshot>();
+    snapshot->generation = ++generations;
     snapshot->config = config::load_config(config_file);
     snapshot->users = auth::load_users(snapshot->config->auth.users_file);
     bool any_tls = false;
@@ -16,7 +20,17 @@ std::shared_ptr<const Snapshot> load_snapshot(const std::filesystem::path& confi
         snapshot->tls = std::shared_ptr<SSL_CTX>(
             tls::make_server_context(snapshot->config->tls).release(), SSL_CTX_free);
     }
+    if (snapshot->config->backend.tls != config::BackendTls::none) {
+        snapshot->backend_tls = std::shared_ptr<SSL_CTX>(
+            tls::make_backend_context(snapshot->config->backend).release(), SSL_CTX_free);
+    }
     return snapshot;
+}
+
+auth::HashPool& AbuseControl::hashing(unsigned threads) {
+    std::call_once(hashing_started_,
+                   [&] { hashing_ = std::make_unique<auth::HashPool>(threads); });
+    return *hashing_;
 }
 
 ConnectionSlot& ConnectionSlot::operator=(ConnectionSlot&& other) noexcept {

@@ -12,8 +12,14 @@
 #include <unordered_map>
 #include <utility>
 
+#include "auth/credential_cache.hpp"
+#include "auth/hash_pool.hpp"
+#include "auth/login_guard.hpp"
 #include "auth/users.hpp"
 #include "config/config.hpp"
+#include "proxy/backends.hpp"
+#include "policy/rate_limiter.hpp"
+#include "util/clock.hpp"
 
 namespace portcullis::proxy {
 
@@ -21,6 +27,8 @@ struct Snapshot {
     std::shared_ptr<const config::Config> config;
     std::shared_ptr<const auth::UsersSnapshot> users;
     std::shared_ptr<SSL_CTX> tls;  // null when no listener uses TLS
+    std::shared_ptr<SSL_CTX> backend_tls;  // STARTTLS to the backend; null when tls = "none"
+    std::uint64_t generation = 0;  // distinct for every snapshot loaded by this process
 };
 
 // Loads config, users file and certificates into a snapshot; throws
@@ -82,10 +90,36 @@ class ConnectionLimiter {
     std::unordered_map<std::string, std::uint64_t> per_ip_;
 };
 
+// Abuse-control state shared by every worker thread. It lives here rather than in the
+// snapshot so that a reload keeps counters, buckets and lockouts; each part is
+// sharded internally so workers rarely contend. One clock drives all of it.
+class AbuseControl {
+  public:
+    explicit AbuseControl(const util::Clock& clock)
+        : clock_(clock), rates(clock), logins(clock), credentials(clock) {}
+
+    const util::Clock& clock() const { return clock_; }
+    // The Argon2id pool, started on first use with [auth] hash_threads of that moment
+    // (a reload does not change the thread count).
+    auth::HashPool& hashing(unsigned threads);
+
+  private:
+    const util::Clock& clock_;
+    std::once_flag hashing_started_;
+    std::unique_ptr<auth::HashPool> hashing_;
+
+  public:
+    policy::RateLimiter rates;
+    auth::LoginGuard logins;
+    auth::CredentialCache credentials;
+};
+
 struct Runtime {
     std::filesystem::path config_file;
     SnapshotHolder snapshot;
     ConnectionLimiter connections;
+    AbuseControl abuse{util::steady_clock()};
+    BackendState backends{util::steady_clock()};  // health and capabilities of the backends
 };
 
 }  // namespace portcullis::proxy

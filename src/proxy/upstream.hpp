@@ -1,9 +1,13 @@
 // proxy/: the session (client-side state machine) and the upstream (backend) side.
-// Upstream: one connection to the backend MTA. It reads the greeting, says EHLO (HELO
-// for an old server), learns the capabilities, then sends commands in order and hands
-// back exactly one parsed reply per command. It never passes bytes through raw.
+// Upstream: one connection to the backend MTA. It connects (failing over to the next
+// backend on a connect failure or a non-220 greeting), sends a PROXY header when
+// configured, reads the greeting, says EHLO (HELO for an old server), optionally
+// STARTTLS and EHLO again, optionally XCLIENT with the client's identity and EHLO
+// again, learns the capabilities, then sends commands in order and hands back exactly
+// one parsed reply per command. It never passes bytes through raw.
 #pragma once
 
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include <cstdint>
@@ -11,37 +15,66 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 #include "net/stream.hpp"
 #include "smtp/backend_reply.hpp"
+#include "smtp/extensions.hpp"
+#include "tls/session.hpp"
 
 namespace portcullis::proxy {
+
+class BackendState;
+
+using BackendCapabilities = smtp::Extensions;
+
+// Why an upstream gave up; decides what the client is told.
+enum class UpstreamFailure {
+    unavailable,  // no backend reachable, or it failed or went away (421 4.4.1 / 451 4.4.2)
+    identity,     // the backend cannot be told who the client is: no XCLIENT, or refused (421 4.3.0)
+    tls,          // STARTTLS not offered or refused, handshake or certificate failed (421 4.3.0)
+};
 
 class UpstreamEvents {
   public:
     virtual ~UpstreamEvents() = default;
+    // The handshake is done (greeting, EHLO, STARTTLS, XCLIENT): commands go out now.
+    // May destroy the Upstream.
+    virtual void on_upstream_ready(const BackendCapabilities&) {}
     // The reply to the oldest command still waiting. May destroy the Upstream.
     virtual void on_upstream_reply(const smtp::BackendReply& reply) = 0;
     // The backend is gone or misbehaved; no more replies will come. May destroy it.
-    virtual void on_upstream_failed(std::string_view reason) = 0;
+    virtual void on_upstream_failed(UpstreamFailure failure, std::string_view reason) = 0;
     // The write queue drained (used to resume reading DATA from the client).
     virtual void on_upstream_drained() = 0;
 };
 
-struct BackendCapabilities {
-    bool pipelining = false;
-    bool size = false;
-    std::uint64_t max_size = 0;  // 0 = no limit announced
-    bool eight_bit_mime = false;
-    bool enhanced_status_codes = false;
-    bool esmtp = false;  // answered EHLO (otherwise HELO only)
+// What the backend is told about the client (XCLIENT, PROXY header).
+struct ClientFacts {
+    std::string ip;  // the real client (from the socket or a PROXY header)
+    std::uint16_t port = 0;
+    std::string local_ip;  // the address the client connected to
+    std::uint16_t local_port = 0;
+    std::string helo;    // the client's HELO/EHLO argument
+    bool esmtp = true;   // the client said EHLO
+    std::string login;   // the authenticated user
+};
+
+struct UpstreamOptions {
+    SSL_CTX* tls = nullptr;         // client context for backend STARTTLS; null when tls = "none"
+    BackendState* state = nullptr;  // health and capabilities to read and update; may be null
+    // A capability probe: no XCLIENT (there is no client), and a PROXY header carries the
+    // gateway's own addresses.
+    bool probe = false;
+    // Backends to try, in order; empty = backend.addresses, healthy ones first.
+    std::vector<config::Endpoint> endpoints;
 };
 
 class Upstream final : private net::StreamHandler {
   public:
     Upstream(uv_loop_t* loop, const config::BackendConfig& backend, std::string ehlo_name,
-             UpstreamEvents& events);
+             ClientFacts client, UpstreamOptions options, UpstreamEvents& events);
     ~Upstream() override;
     Upstream(const Upstream&) = delete;
     Upstream& operator=(const Upstream&) = delete;
@@ -59,39 +92,81 @@ class Upstream final : private net::StreamHandler {
     std::size_t queued_bytes() const;
     bool ready() const { return phase_ == Phase::ready; }
     const BackendCapabilities& capabilities() const { return caps_; }
+    // The backend of the current (or last) attempt, "host:port".
     std::string_view endpoint() const { return endpoint_text_; }
 
   private:
-    enum class Phase { idle, resolving, connecting, greeting, ehlo, helo, ready, failed };
+    enum class Phase {
+        idle,
+        resolving,
+        connecting,
+        greeting,
+        ehlo,
+        helo,
+        starttls,
+        tls_handshake,
+        xclient,
+        ready,
+        failed
+    };
     struct PendingCommand {
         std::string line;
         config::Duration timeout;
     };
     struct Resolve;
 
+    // connection attempts and failover
+    void connect_next();
+    void reset_connection();
+    void attempt_failed(std::string reason);
     void connect_to(const sockaddr* address);
     void on_connected(int status);
+    void send_proxy_header();
+
+    // input
     void on_stream_data(std::string_view data) override;
     void on_stream_end(int status) override;
     void on_stream_drained() override;
+    void consume_plaintext(std::string_view data);
     void handle_reply(const smtp::BackendReply& reply);
+
+    // handshake
     void handle_handshake_reply(const smtp::BackendReply& reply);
-    void learn_capabilities(const smtp::BackendReply& reply);
+    void send_handshake(std::string line);
+    void after_ehlo();
+    void start_xclient();
+    void start_tls();
+    void on_tls_established();
+    void become_ready();
+    std::string ehlo_after_xclient() const;
+
+    // commands
     void pump();
     void write_command(PendingCommand command);
+    void write_out(std::string plain);
     void arm_reply_timer();
-    void fail(std::string reason);
+    void fail(UpstreamFailure failure, std::string reason);
 
     uv_loop_t* loop_;
     const config::BackendConfig& backend_;
     std::string ehlo_name_;
-    std::string endpoint_text_;
+    ClientFacts client_;
+    UpstreamOptions options_;
     UpstreamEvents& events_;
+    std::vector<config::Endpoint> candidates_;
+    std::size_t attempt_ = 0;  // index of the next candidate
+    config::Endpoint current_;
+    std::string endpoint_text_;
     std::unique_ptr<net::TcpStream> stream_;
+    std::unique_ptr<tls::TlsSession> tls_;
     net::Timer timer_;
     Resolve* resolve_ = nullptr;  // owned by libuv until its callback runs
     Phase phase_ = Phase::idle;
     BackendCapabilities caps_;
+    bool tls_done_ = false;
+    bool xclient_done_ = false;
+    bool discard_input_ = false;              // drop what is buffered (after STARTTLS's 220)
+    std::deque<std::string> xclient_lines_;  // XCLIENT commands not yet sent
     smtp::ReplyParser parser_;
     std::string input_;
     std::deque<PendingCommand> unsent_;            // waiting for ready / pipelining

@@ -97,8 +97,39 @@ std::string_view reply(ReplyId id) {
             return "554 5.5.1 No valid recipients\r\n";
         case ReplyId::too_many_connections:
             return "421 4.7.0 Too many connections, try again later\r\n";
+        case ReplyId::rate_limited:
+            return "450 4.7.1 Rate limit exceeded\r\n";
+        case ReplyId::rate_limited_data:
+            return "451 4.7.1 Rate limit exceeded\r\n";
+        case ReplyId::auth_busy:
+            return "454 4.7.0 Too many authentications in progress, try again later\r\n";
+        case ReplyId::too_many_bad_commands:
+            return "421 4.7.0 Too many bad commands, closing connection\r\n";
+        case ReplyId::auth_deadline:
+            return "421 4.4.2 Authentication took too long, closing connection\r\n";
+        case ReplyId::data_timeout:
+            return "421 4.4.2 Message transfer took too long, closing connection\r\n";
+        case ReplyId::header_from_not_allowed:
+            return "550 5.7.1 From: header address not allowed for this sender\r\n";
+        case ReplyId::header_from_invalid:
+            return "550 5.7.1 Message must have exactly one valid From: address\r\n";
+        case ReplyId::backend_identity_failed:
+            return "421 4.3.0 Backend cannot be told the client identity, closing connection\r\n";
+        case ReplyId::backend_tls_failed:
+            return "421 4.3.0 Backend connection cannot be secured, closing connection\r\n";
+        case ReplyId::smtputf8_required:
+            return "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n";
     }
     return "451 4.3.0 Internal error\r\n";  // unreachable for a valid ReplyId
+}
+
+std::string with_retry_hint(ReplyId id, std::string_view what, std::uint64_t seconds) {
+    const std::string_view base = reply(id);
+    std::string out(base.substr(0, base.size() - 2));  // without CRLF
+    out += " (";
+    append_text(out, what);
+    out += "), try again in " + std::to_string(seconds) + "s\r\n";
+    return out;
 }
 
 std::string greeting(std::string_view hostname) {

@@ -1,6 +1,7 @@
 // The one table of replies the gateway itself sends, and the one reply encoder.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,12 +46,27 @@ enum class ReplyId {
     param_unknown,          // 555 5.5.4 Unsupported parameter
     no_valid_recipients,    // 554 5.5.1 No valid recipients
     too_many_connections,   // 421 4.7.0 Too many connections, try again later
+    rate_limited,           // 450 4.7.1 Rate limit exceeded  (with_retry_hint adds when)
+    rate_limited_data,      // 451 4.7.1 Rate limit exceeded  (at end of DATA)
+    auth_busy,              // 454 4.7.0 Too many authentications in progress, try again later
+    too_many_bad_commands,  // 421 4.7.0 Too many bad commands, closing connection
+    auth_deadline,          // 421 4.4.2 Authentication took too long, closing connection
+    data_timeout,           // 421 4.4.2 Message transfer took too long, closing connection
+    header_from_not_allowed,  // 550 5.7.1 From: header address not allowed for this sender
+    header_from_invalid,      // 550 5.7.1 Message must have exactly one valid From: address
+    backend_identity_failed,  // 421 4.3.0 Backend cannot be told the client identity, closing connection
+    backend_tls_failed,       // 421 4.3.0 Backend connection cannot be secured, closing connection
+    smtputf8_required,        // 553 5.6.7 Must declare SMTPUTF8 to send unicode address
 };
 
 // The full wire form, CRLF included, e.g. "530 5.7.0 Authentication required\r\n".
 // `ready` is the one reply that depends on the host name; use greeting() for it.
 std::string_view reply(ReplyId id);
 std::string greeting(std::string_view hostname);
+
+// `id`'s reply with what was limited and when to come back, e.g.
+// "450 4.7.1 Rate limit exceeded (messages), try again in 37s\r\n".
+std::string with_retry_hint(ReplyId id, std::string_view what, std::uint64_t seconds);
 
 // Multi-line reply: "250-first\r\n250-second\r\n250 last\r\n". `lines` must not be
 // empty and no line may contain CR or LF.

@@ -222,4 +222,31 @@ SslCtxPtr make_client_context(const std::string& ca_file) {
     return ctx;
 }
 
+SslCtxPtr make_backend_context(const config::BackendConfig& backend) {
+    SslCtxPtr ctx(SSL_CTX_new(TLS_method()));
+    if (!ctx) {
+        throw TlsError("cannot create TLS context: " + last_ssl_error());
+    }
+    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx.get(), TLS1_3_VERSION);
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION);
+    if (backend.tls == config::BackendTls::starttls_verify) {
+        const std::string ca = backend.ca_file.string();
+        std::FILE* probe = std::fopen(ca.c_str(), "rb");
+        if (probe == nullptr) {
+            throw TlsError(fmt::format("{}: cannot open backend CA file: {}", ca,
+                                       std::strerror(errno)));
+        }
+        std::fclose(probe);
+        if (SSL_CTX_load_verify_locations(ctx.get(), ca.c_str(), nullptr) != 1) {
+            throw TlsError(
+                fmt::format("{}: cannot load backend CA file: {}", ca, last_ssl_error()));
+        }
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    } else {
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+    }
+    return ctx;
+}
+
 }  // namespace portcullis::tls

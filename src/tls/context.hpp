@@ -31,4 +31,10 @@ SslCtxPtr make_server_context(const config::TlsConfig& tls);
 // Client context for tests and the bench tool: verification off unless a CA is given.
 SslCtxPtr make_client_context(const std::string& ca_file = {});
 
+// Client context for STARTTLS to the backend (tls = "starttls" or "starttls-verify"):
+// TLS 1.2+, BoringSSL's default cipher suites (legacy MTAs rarely offer only AEAD
+// suites); with "starttls-verify" the chain must verify against backend.ca_file (the
+// expected name is set per connection). Throws TlsError naming the CA file.
+SslCtxPtr make_backend_context(const config::BackendConfig& backend);
+
 }  // namespace portcullis::tls

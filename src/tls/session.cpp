@@ -1,6 +1,8 @@
 #include "tls/session.hpp"
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <array>
 
@@ -139,6 +141,24 @@ void TlsSession::close_notify(std::string& to_peer) {
         SSL_shutdown(ssl_);
         drain(to_peer);
     }
+}
+
+bool TlsSession::expect_peer_name(const std::string& name) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) == 1) {
+        return true;
+    }
+    ERR_clear_error();
+    SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return SSL_set1_host(ssl_, name.c_str()) == 1;
+}
+
+std::string TlsSession::verify_error() const {
+    const long result = SSL_get_verify_result(ssl_);
+    if (result == X509_V_OK || result == X509_V_ERR_INVALID_CALL) {  // INVALID_CALL: not run
+        return {};
+    }
+    return X509_verify_cert_error_string(result);
 }
 
 std::string_view TlsSession::version() const {

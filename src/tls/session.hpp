@@ -37,6 +37,13 @@ class TlsSession {
 
     void close_notify(std::string& to_peer);
 
+    // Client role, before start(): the peer's certificate must name `name` (a DNS name,
+    // or an IP address matched against the certificate's IP entries). Only enforced
+    // when the context verifies peers. False when the name cannot be set.
+    bool expect_peer_name(const std::string& name);
+    // Why certificate verification failed ("" when it did not fail or did not run).
+    std::string verify_error() const;
+
     bool established() const { return established_; }
     std::string_view version() const;
     std::string_view cipher() const;

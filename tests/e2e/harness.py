@@ -26,6 +26,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The gateway refuses private keys and users files that other users can read, as an
+# operator's files should be; everything the tests create is private too.
+os.umask(0o077)
 BACKEND_SCRIPT = os.path.join(HERE, "recording_backend.py")
 
 HOSTNAME = "gw.test"
@@ -385,6 +389,9 @@ class Fixture:
                     raise Failure("listeners did not answer 220 within 10 s: %r" % {
                         k: last.get(k) for k in waiting})
                 time.sleep(0.1)
+        # The gateway asks the backends' EHLO at start and offers clients only the
+        # conservative set of extensions until that answers: begin once it was logged.
+        self.wait_event("backend.probe", timeout=15)
         return self
 
     def _probe(self, kind, port):
@@ -418,9 +425,11 @@ class Fixture:
         self.closers.append(close)
         return obj
 
-    def connect(self, kind="starttls"):
-        """A raw Dialog to a listener (TLS already up on the implicit one), greeting read."""
-        s = socket.create_connection(("127.0.0.1", self.ports[kind]), timeout=IO_TIMEOUT)
+    def connect(self, kind="starttls", source=None):
+        """A raw Dialog to a listener (TLS already up on the implicit one), greeting read.
+        `source` picks the client address, e.g. "127.0.0.7" (all of 127/8 is loopback)."""
+        s = socket.create_connection(("127.0.0.1", self.ports[kind]), timeout=IO_TIMEOUT,
+                                     source_address=(source, 0) if source else None)
         if kind == "implicit":
             s = client_tls_context().wrap_socket(s, server_hostname=HOSTNAME)
         d = Dialog(s, tls=(kind == "implicit"))
@@ -428,9 +437,10 @@ class Fixture:
         d.greeting = d.reply()
         return d
 
-    def session(self, kind="starttls", user="alice@example.com", password=PASSWORD):
+    def session(self, kind="starttls", user="alice@example.com", password=PASSWORD,
+                source=None):
         """A raw Dialog, EHLO'd, over TLS (except on "none"), authenticated with PLAIN."""
-        d = self.connect(kind)
+        d = self.connect(kind, source=source)
         d.ehlo()
         if kind == "starttls":
             d.starttls()
@@ -459,6 +469,16 @@ class Fixture:
         extra = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
         return subprocess.run(args, capture_output=True, text=True, timeout=timeout,
                               cwd=self.dir, **extra)
+
+    def reload(self, overrides=None, timeout=10):
+        """Rewrites the config (with `overrides`), sends SIGHUP and waits for the reload
+        to be logged; returns its log event."""
+        self.write_config(overrides)
+        before = len(self.events("reload"))
+        self.gateway.send_signal(signal.SIGHUP)
+        self.wait_for(lambda: len(self.events("reload")) > before, timeout,
+                      "no reload logged after SIGHUP")
+        return self.events("reload")[-1]
 
     # -- observations -----------------------------------------------------------------
 

@@ -42,14 +42,28 @@ def test_check_config_typo_names_line_and_column(fx):
           "serve did not name the line: %r" % _out(p))
 
 
-def test_check_config_rate_limits_not_supported(fx):
+def test_check_config_metrics_not_supported(fx):
     with open(fx.cfg, "a") as f:
-        f.write('\n[rate_limits]\nmessages = "200/1h"\n')
+        f.write('\n[metrics]\naddress = "127.0.0.1:9587"\n')
     p = fx.cli("check-config", "--config", fx.cfg)
     out = _out(p)
-    check(p.returncode == 1, "check-config exited %d on [rate_limits]: %s" % (p.returncode, out))
+    check(p.returncode == 1, "check-config exited %d on [metrics]: %s" % (p.returncode, out))
     check("not supported yet" in out, "no 'not supported yet' in %r" % out)
     check(re.search(r"portcullis\.toml:\d+:\d+", out), "no file:line:col in %r" % out)
+
+
+def test_check_config_rate_limits(fx):
+    with open(fx.cfg, "a") as f:
+        f.write('\n[rate_limits]\nmessages = "200/1h"\nbytes = "500MiB/1d"\n')
+    p = fx.cli("check-config", "--config", fx.cfg)
+    check(p.returncode == 0, "check-config refused [rate_limits]: %s" % _out(p))
+    with open(fx.cfg, "a") as f:
+        f.write('recipients = "1000/day"\n')
+    p = fx.cli("check-config", "--config", fx.cfg)
+    out = _out(p)
+    check(p.returncode == 1, "check-config accepted a bad rate: %s" % out)
+    check(re.search(r"portcullis\.toml:\d+:\d+: rate_limits\.recipients: invalid rate", out),
+          "no file:line:col and key in %r" % out)
 
 
 def test_check_config_bad_users_file(fx):

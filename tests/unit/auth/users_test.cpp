@@ -121,8 +121,45 @@ TEST_CASE("users: wrong types, unknown keys and unsupported keys", "[users]") {
           Errors{"users.toml:1:1: users.\"bob\".password is required",
                  "users.toml:2:1: unknown key 'pasword' in [users.\"bob\"] (did you mean "
                  "'password'?)"});
-    CHECK(errors(user("bob", "rate_limits = { messages = \"1000/1h\" }\n")) ==
-          Errors{"users.toml:3:15: users.\"bob\".rate_limits is not supported yet"});
+}
+
+TEST_CASE("users: per-user rate_limits", "[users]") {
+    const auto s = parse(user("bob", "rate_limits = { messages = \"1000/1h\", bytes = "
+                                     "\"1GiB/1d\" }\n") +
+                         user("carol", "rate_limits = { recipients = \"unlimited\" }\n") +
+                         user("dave"));
+    const auth::User* bob = s->find("bob");
+    REQUIRE(bob);
+    REQUIRE(bob->rate_limits.messages);
+    CHECK(*bob->rate_limits.messages == config::Rate{1000, std::chrono::hours(1)});
+    CHECK_FALSE(bob->rate_limits.recipients);
+    REQUIRE(bob->rate_limits.bytes);
+    CHECK(bob->rate_limits.bytes->count == 1024ull * 1024 * 1024);
+    const config::RateLimits defaults{{200, std::chrono::hours(1)},
+                                      {500, std::chrono::hours(24)},
+                                      {1000000, std::chrono::hours(24)}};
+    const auto bob_limits = auth::effective_rate_limits(*bob, defaults);
+    CHECK(bob_limits.messages == config::Rate{1000, std::chrono::hours(1)});
+    CHECK(bob_limits.recipients == defaults.recipients);  // not given: the default
+    CHECK(bob_limits.bytes.count == 1024ull * 1024 * 1024);
+    const auto carol_limits = auth::effective_rate_limits(*s->find("carol"), defaults);
+    CHECK(carol_limits.recipients.unlimited());
+    CHECK(carol_limits.messages == defaults.messages);
+    const auto dave_limits = auth::effective_rate_limits(*s->find("dave"), defaults);
+    CHECK(dave_limits.messages == defaults.messages);
+    CHECK(dave_limits.bytes == defaults.bytes);
+}
+
+TEST_CASE("users: bad rate_limits name file, line and column", "[users]") {
+    CHECK(errors(user("bob", "rate_limits = { messages = \"lots\" }\n")) ==
+          Errors{"users.toml:3:28: users.\"bob\".rate_limits.messages: invalid rate \"lots\": "
+                 "expected COUNT/DURATION, e.g. \"200/1h\""});
+    CHECK(errors(user("bob", "rate_limits = { mesages = \"1/1h\" }\n")) ==
+          Errors{"users.toml:3:17: unknown key 'mesages' in users.\"bob\".rate_limits (did you "
+                 "mean 'messages'?)"});
+    CHECK(errors(user("bob", "rate_limits = \"1/1h\"\n")) ==
+          Errors{"users.toml:3:15: users.\"bob\".rate_limits: expected a table such as { "
+                 "messages = \"1000/1h\" }, got a string"});
 }
 
 TEST_CASE("users: structure errors", "[users]") {

@@ -322,52 +322,233 @@ TEST_CASE("unknown sections and top-level keys are errors", "[config]") {
 // ---- not supported yet ----
 
 TEST_CASE("DESIGN.md keys whose feature is not built are refused", "[config]") {
-    CHECK(errors(before_base("[rate_limits]\nmessages = \"200/1h\"")) ==
-          Errors{"test.toml:1:2: [rate_limits] is not supported yet"});
     CHECK(errors(before_base("[metrics]\naddress = \"127.0.0.1:9587\"")) ==
           Errors{"test.toml:1:2: [metrics] is not supported yet"});
-    const std::string head = listener_plain + backend_min + auth_min;  // [auth] ends on line 7
-    CHECK(errors(head + "max_failures = \"10/10m\"\n") ==
-          Errors{"test.toml:8:16: auth.max_failures is not supported yet"});
-    CHECK(errors(head + "lockout = \"15m\"\n") ==
-          Errors{"test.toml:8:11: auth.lockout is not supported yet"});
-    CHECK(errors(head + "cache_ttl = \"5m\"\n") ==
-          Errors{"test.toml:8:13: auth.cache_ttl is not supported yet"});
 }
 
-TEST_CASE("listener proxy_protocol = true is refused, false accepted", "[config]") {
+// ---- abuse control ----
+
+TEST_CASE("abuse-control defaults", "[config][abuse]") {
+    const auto c = parse(listener_plain + backend_min + auth_min);
+    CHECK(c->auth.max_failures == Rate{10, 10min});
+    CHECK(c->auth.lockout == 15min);
+    CHECK(c->auth.spray_max_users == Rate{20, 1h});
+    CHECK(c->auth.spray_lockout == 1h);
+    CHECK(c->auth.spray_exemption == 24h);
+    CHECK(c->auth.cache_ttl == 5min);
+    CHECK(c->auth.max_pending_verifications == 16);
+    CHECK(c->auth.hash_threads == 0);
+    CHECK(c->limits.preauth_timeout == 30s);
+    CHECK(c->limits.data_timeout == 15min);
+    CHECK(c->limits.max_bad_commands == 20);
+    CHECK(c->rate_limits.messages.unlimited());
+    CHECK(c->rate_limits.recipients.unlimited());
+    CHECK(c->rate_limits.bytes.unlimited());
+    CHECK(c->policy.header_from == HeaderFrom::off);
+}
+
+TEST_CASE("abuse-control keys are read", "[config][abuse]") {
+    const auto c = parse(listener_plain + backend_min + auth_min + R"(max_failures = "5/1m"
+lockout = "1h"
+spray_max_users = "unlimited"
+spray_lockout = "2h"
+spray_exemption = "0s"
+cache_ttl = "0s"
+max_pending_verifications = 4
+hash_threads = 2
+
+[limits]
+preauth_timeout = "10s"
+data_timeout = "1m"
+max_bad_commands = 3
+
+[rate_limits]
+messages = "200/1h"
+recipients = "1000/1d"
+bytes = "500MiB/1d"
+
+[policy]
+header_from = "senders"
+)");
+    CHECK(c->auth.max_failures == Rate{5, 1min});
+    CHECK(c->auth.lockout == 1h);
+    CHECK(c->auth.spray_max_users.unlimited());
+    CHECK(c->auth.spray_lockout == 2h);
+    CHECK(c->auth.spray_exemption == 0s);
+    CHECK(c->auth.cache_ttl == 0s);
+    CHECK(c->auth.max_pending_verifications == 4);
+    CHECK(c->auth.hash_threads == 2);
+    CHECK(c->limits.preauth_timeout == 10s);
+    CHECK(c->limits.data_timeout == 1min);
+    CHECK(c->limits.max_bad_commands == 3);
+    CHECK(c->rate_limits.messages == Rate{200, 1h});
+    CHECK(c->rate_limits.recipients == Rate{1000, 24h});
+    CHECK(c->rate_limits.bytes == Rate{500ull * 1024 * 1024, 24h});
+    CHECK(c->policy.header_from == HeaderFrom::senders);
+    CHECK(parse(listener_plain + backend_min + auth_min + "[policy]\nheader_from = \"envelope\"\n")
+              ->policy.header_from == HeaderFrom::envelope);
+    CHECK(parse(listener_plain + backend_min + auth_min + "max_failures = \"unlimited\"\n")
+              ->auth.max_failures.unlimited());
+}
+
+TEST_CASE("abuse-control keys: bad values name file, line and column", "[config][abuse]") {
+    const std::string head = listener_plain + backend_min + auth_min;  // [auth] ends on line 7
+    CHECK(errors(head + "max_failures = \"10\"\n") ==
+          Errors{"test.toml:8:16: auth.max_failures: invalid rate \"10\": expected "
+                 "COUNT/DURATION, e.g. \"200/1h\""});
+    CHECK(errors(head + "max_failures = 10\n") ==
+          Errors{"test.toml:8:16: auth.max_failures: expected a rate string such as \"200/1h\" "
+                 "or \"unlimited\", got an integer"});
+    CHECK(errors(head + "lockout = \"0s\"\n") ==
+          Errors{"test.toml:8:11: auth.lockout: must be longer than 0"});
+    CHECK(errors(head + "cache_ttl = \"5 m\"\n") ==
+          Errors{"test.toml:8:13: auth.cache_ttl: invalid duration \"5 m\": spaces are not "
+                 "allowed (use ms, s, m, h or d)"});
+    CHECK(errors(head + "max_pending_verifications = 0\n") ==
+          Errors{"test.toml:8:29: auth.max_pending_verifications: must be between 1 and "
+                 "1000000, got 0"});
+    CHECK(errors(head + "spray_max_users = \"0/1h\"\n") ==
+          Errors{"test.toml:8:19: auth.spray_max_users: invalid rate \"0/1h\": the count must "
+                 "be a whole number of at least 1"});
+    CHECK(errors("[rate_limits]\nbytes = \"lots/1d\"\nmessage = \"1/1h\"\n" + head) ==
+          Errors{"test.toml:2:9: rate_limits.bytes: invalid rate \"lots/1d\": invalid size "
+                 "\"lots\": it must start with a number",
+                 "test.toml:3:1: unknown key 'message' in [rate_limits] (did you mean "
+                 "'messages'?)"});
+    CHECK(errors("[policy]\nheader_from = \"on\"\n" + head) ==
+          Errors{"test.toml:2:15: policy.header_from: expected one of \"off\", \"envelope\", "
+                 "\"senders\", got \"on\""});
+    CHECK(errors("[limits]\nmax_bad_commands = 0\ndata_timeout = \"0s\"\n" + head) ==
+          Errors{"test.toml:2:20: limits.max_bad_commands: must be between 1 and "
+                 "9223372036854775807, got 0",
+                 "test.toml:3:16: limits.data_timeout: must be longer than 0"});
+}
+
+TEST_CASE("listener proxy_protocol needs trusted_proxies", "[config]") {
+    const std::string head = "[[listener]]\naddress = \"127.0.0.1:25\"\ntls = \"none\"\n";
     const std::string tail = backend_min + auth_min;
-    CHECK(
-        errors("[[listener]]\naddress = \"127.0.0.1:25\"\ntls = \"none\"\nproxy_protocol = true\n" +
-               tail) ==
-        Errors{"test.toml:4:18: listener.proxy_protocol = true is not supported yet"});
-    CHECK(errors(
-              "[[listener]]\naddress = \"127.0.0.1:25\"\ntls = \"none\"\nproxy_protocol = false\n" +
-              tail)
-              .empty());
-    CHECK(errors("[[listener]]\naddress = \"127.0.0.1:25\"\ntls = \"none\"\nproxy_protocol = 1\n" +
-                 tail) ==
+    const auto c = parse(head + "proxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\", "
+                                "\"192.0.2.7\", \"2001:db8::/32\", \"::1\"]\n" + tail);
+    REQUIRE(c->listeners[0].proxy_protocol);
+    const auto& trusted = c->listeners[0].trusted_proxies;
+    REQUIRE(trusted.size() == 4);
+    CHECK(trusted[0].text() == "10.0.0.0/8");
+    CHECK(trusted[1].text() == "192.0.2.7/32");
+    CHECK(trusted[2].text() == "2001:db8::/32");
+    CHECK(trusted[3].text() == "::1/128");
+    CHECK(errors(head + "proxy_protocol = true\n" + tail) ==
+          Errors{"test.toml:4:18: listener.proxy_protocol: true needs trusted_proxies, the load "
+                 "balancers' networks (e.g. [\"10.0.0.0/8\"]); a PROXY header from anyone else "
+                 "is refused"});
+    CHECK(errors(head + "trusted_proxies = [\"10.0.0.0/8\"]\n" + tail) ==
+          Errors{"test.toml:4:19: listener.trusted_proxies: is only used with proxy_protocol = "
+                 "true"});
+    CHECK(errors(head + "proxy_protocol = true\ntrusted_proxies = []\n" + tail) ==
+          Errors{"test.toml:5:19: listener.trusted_proxies: must list at least one network"});
+    CHECK(errors(head + "proxy_protocol = true\ntrusted_proxies = [\"10.0.0.1/8\", "
+                        "\"10.0.0.0/33\", \"lb.example\", 7]\n" + tail) ==
+          Errors{"test.toml:5:20: listener.trusted_proxies[0]: \"10.0.0.1/8\" has host bits "
+                 "set; did you mean \"10.0.0.0/8\"?",
+                 "test.toml:5:34: listener.trusted_proxies[1]: \"10.0.0.0/33\": the prefix "
+                 "length must be a number from 0 to 32",
+                 "test.toml:5:49: listener.trusted_proxies[2]: \"lb.example\" is not a network "
+                 "such as \"10.0.0.0/8\" or \"2001:db8::/32\"",
+                 "test.toml:5:63: listener.trusted_proxies[3]: expected a string, got an integer"});
+    CHECK(errors(head + "proxy_protocol = false\n" + tail).empty());
+    CHECK(errors(head + "proxy_protocol = 1\n" + tail) ==
           Errors{"test.toml:4:18: listener.proxy_protocol: expected a boolean (true or false), "
                  "got an integer"});
 }
 
-TEST_CASE("backend identity and tls other than none are refused", "[config]") {
+TEST_CASE("CIDR matching", "[config]") {
+    std::string why;
+    const auto v4 = parse_cidr("10.1.0.0/16", why);
+    REQUIRE(v4);
+    CHECK(v4->contains("10.1.2.3"));
+    CHECK(v4->contains("::ffff:10.1.2.3"));
+    CHECK_FALSE(v4->contains("10.2.0.1"));
+    CHECK_FALSE(v4->contains("::1"));
+    CHECK_FALSE(v4->contains("not an ip"));
+    CHECK_FALSE(v4->contains(""));
+    const auto odd = parse_cidr("192.0.2.128/25", why);
+    REQUIRE(odd);
+    CHECK(odd->contains("192.0.2.200"));
+    CHECK_FALSE(odd->contains("192.0.2.127"));
+    const auto v6 = parse_cidr("2001:db8:abc::/48", why);
+    REQUIRE(v6);
+    CHECK(v6->contains("2001:db8:abc:1::5"));
+    CHECK_FALSE(v6->contains("2001:db8:abd::5"));
+    CHECK_FALSE(v6->contains("10.0.0.1"));
+    const auto all = parse_cidr("0.0.0.0/0", why);
+    REQUIRE(all);
+    CHECK(all->contains("203.0.113.9"));
+    CHECK_FALSE(all->contains("2001:db8::1"));
+    CHECK_FALSE(parse_cidr("::ffff:10.0.0.0/104", why));
+    CHECK_FALSE(parse_cidr("10.0.0.0/", why));
+    CHECK_FALSE(parse_cidr("10.0.0.0/+8", why));
+    CHECK_FALSE(parse_cidr("2001:db8::1/64", why));
+    CHECK(why == "\"2001:db8::1/64\" has host bits set; did you mean \"2001:db8::/64\"?");
+}
+
+TEST_CASE("backend identity and tls modes", "[config]") {
     const std::string head = "[backend]\naddress = \"10.0.0.5:25\"\n";
     const std::string tail = listener_plain + auth_min;
-    for (const std::string value : {"xclient", "proxy-v1", "proxy-v2"}) {
-        CHECK(errors(head + "identity = \"" + value + "\"\n" + tail) ==
-              Errors{"test.toml:3:12: backend.identity = \"" + value +
-                     "\" is not supported yet (only \"none\")"});
-    }
-    for (const std::string value : {"starttls", "starttls-verify"}) {
-        CHECK(errors(head + "tls = \"" + value + "\"\n" + tail) ==
-              Errors{"test.toml:3:7: backend.tls = \"" + value +
-                     "\" is not supported yet (only \"none\")"});
-    }
+    CHECK(parse(head + "identity = \"xclient\"\n" + tail)->backend.identity ==
+          BackendIdentity::xclient);
+    CHECK(parse(head + "identity = \"proxy-v1\"\n" + tail)->backend.identity ==
+          BackendIdentity::proxy_v1);
+    CHECK(parse(head + "identity = \"proxy-v2\"\n" + tail)->backend.identity ==
+          BackendIdentity::proxy_v2);
+    CHECK(parse(head + "tls = \"starttls\"\n" + tail)->backend.tls == BackendTls::starttls);
+    const auto verify = parse(head + "tls = \"starttls-verify\"\nca_file = \"ca.pem\"\n"
+                                     "tls_name = \"mta.example.com\"\n" + tail);
+    CHECK(verify->backend.tls == BackendTls::starttls_verify);
+    CHECK(verify->backend.ca_file == "/srv/pc/ca.pem");
+    CHECK(verify->backend.tls_name == "mta.example.com");
+    const auto defaults = parse(head + "tls = \"starttls-verify\"\n" + tail);
+    CHECK(defaults->backend.ca_file == "/etc/ssl/certs/ca-certificates.crt");
+    CHECK(defaults->backend.tls_name.empty());
     CHECK(errors(head + "identity = \"XCLIENT\"\n" + tail) ==
           Errors{"test.toml:3:12: backend.identity: expected one of \"none\", \"xclient\", "
                  "\"proxy-v1\", \"proxy-v2\", got \"XCLIENT\" (did you mean 'xclient'?)"});
+    CHECK(errors(head + "tls = \"starttls\"\nca_file = \"ca.pem\"\ntls_name = \"x\"\n" + tail) ==
+          Errors{"test.toml:4:11: backend.ca_file: is only used with tls = \"starttls-verify\"",
+                 "test.toml:5:12: backend.tls_name: is only used with tls = \"starttls-verify\""});
+    CHECK(errors(head + "tls = \"starttls-verify\"\ntls_name = \"bad name\"\n" + tail) ==
+          Errors{"test.toml:4:12: backend.tls_name: \"bad name\" is not a host name or an IP "
+                 "address"});
     CHECK(errors(head + "identity = \"none\"\ntls = \"none\"\n" + tail).empty());
+}
+
+TEST_CASE("several backends, probing and health keys", "[config]") {
+    const std::string tail = listener_plain + auth_min;
+    const auto c = parse("[backend]\naddresses = [\"10.0.0.5:25\", \"mta2.internal:2525\", "
+                         "\"[::1]:25\"]\nprobe_interval = \"0s\"\nunhealthy_time = \"2m\"\n" +
+                         tail);
+    REQUIRE(c->backend.addresses.size() == 3);
+    CHECK(c->backend.addresses[1].text() == "mta2.internal:2525");
+    CHECK(c->backend.addresses[2].text() == "[::1]:25");
+    CHECK(c->backend.address.text() == "10.0.0.5:25");
+    CHECK(c->backend.probe_interval == 0s);
+    CHECK(c->backend.unhealthy_time == 2min);
+    const auto one = parse(backend_min + tail);
+    REQUIRE(one->backend.addresses.size() == 1);
+    CHECK(one->backend.addresses[0].text() == "127.0.0.1:25");
+    CHECK(one->backend.probe_interval == 1min);
+    CHECK(one->backend.unhealthy_time == 30s);
+    CHECK(errors("[backend]\naddress = \"10.0.0.5:25\"\naddresses = [\"10.0.0.6:25\"]\n" +
+                 tail) ==
+          Errors{"test.toml:3:13: backend.addresses: give either backend.address or "
+                 "backend.addresses, not both"});
+    CHECK(errors("[backend]\naddresses = []\n" + tail) ==
+          Errors{"test.toml:2:13: backend.addresses: must list at least one backend"});
+    CHECK(errors("[backend]\naddresses = \"10.0.0.5:25\"\n" + tail) ==
+          Errors{"test.toml:2:13: backend.addresses: expected an array such as "
+                 "[\"10.0.0.5:25\", \"10.0.0.6:25\"], got a string"});
+    CHECK(errors("[backend]\naddresses = [\"10.0.0.5:25\", \"10.0.0.5:25\", \"x\"]\n" + tail) ==
+          Errors{"test.toml:2:29: backend.addresses[1]: 10.0.0.5:25 is listed twice",
+                 "test.toml:2:44: backend.addresses[2]: invalid address \"x\": missing port, "
+                 "expected HOST:PORT"});
 }
 
 // ---- types and values ----
@@ -651,11 +832,11 @@ tls = "none"
 
 [backend]
 address = "10.0.0.5:25"
-identity = "xclient"
+tls_name = "mta"
 
 [auth]
 users_file = "users.toml"
-lockout = "15m"
+lockout = "0s"
 
 [metrics]
 address = ""
@@ -665,8 +846,8 @@ address = ""
         "test.toml:3:1: unknown key 'hostnme' in [server] (did you mean 'hostname'?)",
         "test.toml:6:11: listener.address: invalid address \"localhost:25\": \"localhost\" is not "
         "a numeric IP address (host names are not allowed here)",
-        "test.toml:11:12: backend.identity = \"xclient\" is not supported yet (only \"none\")",
-        "test.toml:15:11: auth.lockout is not supported yet",
+        "test.toml:11:12: backend.tls_name: is only used with tls = \"starttls-verify\"",
+        "test.toml:15:11: auth.lockout: must be longer than 0",
         "test.toml:17:2: [metrics] is not supported yet",
     };
     CHECK(errors(text) == expected);

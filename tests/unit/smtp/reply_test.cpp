@@ -50,7 +50,7 @@ TEST_CASE("reply table texts", "[smtp][reply]") {
 }
 
 TEST_CASE("every reply is one well-formed line", "[smtp][reply]") {
-    for (int i = 0; i <= static_cast<int>(ReplyId::no_valid_recipients); ++i) {
+    for (int i = 0; i <= static_cast<int>(ReplyId::header_from_invalid); ++i) {
         const auto r = reply(static_cast<ReplyId>(i));
         CAPTURE(i, r);
         REQUIRE(r.size() > 6);
@@ -60,6 +60,27 @@ TEST_CASE("every reply is one well-formed line", "[smtp][reply]") {
         REQUIRE(r[0] <= '5');
         REQUIRE(r[3] == ' ');
     }
+}
+
+TEST_CASE("abuse-control replies", "[smtp][reply]") {
+    REQUIRE(reply(ReplyId::rate_limited) == "450 4.7.1 Rate limit exceeded\r\n");
+    REQUIRE(reply(ReplyId::rate_limited_data) == "451 4.7.1 Rate limit exceeded\r\n");
+    REQUIRE(reply(ReplyId::auth_busy) ==
+            "454 4.7.0 Too many authentications in progress, try again later\r\n");
+    REQUIRE(reply(ReplyId::too_many_bad_commands) ==
+            "421 4.7.0 Too many bad commands, closing connection\r\n");
+    REQUIRE(reply(ReplyId::auth_deadline) ==
+            "421 4.4.2 Authentication took too long, closing connection\r\n");
+    REQUIRE(reply(ReplyId::data_timeout) ==
+            "421 4.4.2 Message transfer took too long, closing connection\r\n");
+    REQUIRE(reply(ReplyId::header_from_not_allowed) ==
+            "550 5.7.1 From: header address not allowed for this sender\r\n");
+    REQUIRE(reply(ReplyId::header_from_invalid) ==
+            "550 5.7.1 Message must have exactly one valid From: address\r\n");
+    REQUIRE(with_retry_hint(ReplyId::rate_limited, "messages", 37) ==
+            "450 4.7.1 Rate limit exceeded (messages), try again in 37s\r\n");
+    REQUIRE(with_retry_hint(ReplyId::rate_limited_data, "bytes\r\n", 1) ==
+            "451 4.7.1 Rate limit exceeded (bytes  ), try again in 1s\r\n");
 }
 
 TEST_CASE("greeting carries the host name", "[smtp][reply]") {
@@ -77,4 +98,13 @@ TEST_CASE("multiline and single replies", "[smtp][reply]") {
     REQUIRE(single(334, "VXNlcm5hbWU6") == "334 VXNlcm5hbWU6\r\n");
     REQUIRE(single(334, "") == "334 \r\n");
     REQUIRE(single(250, std::string("x\0y", 3)) == "250 x y\r\n");
+}
+
+TEST_CASE("backend transparency replies", "[smtp][reply]") {
+    REQUIRE(reply(ReplyId::backend_identity_failed) ==
+            "421 4.3.0 Backend cannot be told the client identity, closing connection\r\n");
+    REQUIRE(reply(ReplyId::backend_tls_failed) ==
+            "421 4.3.0 Backend connection cannot be secured, closing connection\r\n");
+    REQUIRE(reply(ReplyId::smtputf8_required) ==
+            "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n");
 }

@@ -1,0 +1,539 @@
+#!/usr/bin/env bash
+# bench/compare.sh — Portcullis beside nginx's mail proxy, on this machine, in one run.
+#
+# Installs what it needs (Debian: nginx + libnginx-mod-mail, postfix for smtp-sink),
+# starts Postfix's smtp-sink on loopback as the backend, then for each round and each
+# scenario starts a fresh nginx (mail module, private prefix) and a fresh Portcullis with
+# equivalent settings, runs build/portcullis-bench against each in alternation, and prints
+# a table of medians with the ratio portcullis/nginx. Server CPU time (utime+stime of all
+# the server's processes, /proc/PID/stat) and RSS (/proc/PID/status VmRSS) are read by
+# portcullis-bench at the exact start and end of each measured window (--watch-pid).
+#
+# Scenarios (issue 7):
+#   a  STARTTLS + AUTH PLAIN, 1 KiB messages, 50 clients, 100 messages per connection
+#   b  the same with 1 message per connection
+#   c  implicit TLS, 1 MiB messages, 8 clients, 100 messages per connection
+#   d  N idle TLS connections (implicit TLS, handshake done, greeting read): RSS delta / N
+#   e  scenario a at a fixed rate of half the lower of the two peaks measured in a in the
+#      same round; p99 latency, also measured directly against the sink (plain) for the
+#      latency the proxy adds
+#
+# Usage: bench/compare.sh [--rounds N] [--duration S] [--warmup S] [--idle N]
+#                         [--scenarios "a b c d e"] [--out DIR] [--build-dir DIR]
+#                         [--portcullis BINARY] [--port-base P] [--no-install]
+# Must run as root (installs packages, nginx workers run as www-data). Everything listens
+# on 127.0.0.1 only. Defaults: 3 rounds of 6 s windows after 2 s warmup (about 5 minutes).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=3
+DURATION=6
+WARMUP=2
+IDLE=2000
+SCENARIOS="a b c d e"
+OUT=""
+BUILD_DIR="$ROOT/build-bench"
+PORTCULLIS_BIN=""
+PORT_BASE=27000
+INSTALL=1
+
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --warmup) WARMUP=$2; shift 2 ;;
+        --idle) IDLE=$2; shift 2 ;;
+        --scenarios) SCENARIOS=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        --build-dir) BUILD_DIR=$2; shift 2 ;;
+        --portcullis) PORTCULLIS_BIN=$2; shift 2 ;;
+        --port-base) PORT_BASE=$2; shift 2 ;;
+        --no-install) INSTALL=0; shift ;;
+        -h|--help) usage 0 ;;
+        *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
+    esac
+done
+
+log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (installs packages, starts nginx)"
+[ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 9 ] || die "--rounds must be 1..9"
+
+SINK_PORT=$((PORT_BASE + 25))
+NGINX_HTTP_PORT=$((PORT_BASE + 80))
+NGINX_STARTTLS_PORT=$((PORT_BASE + 587))
+NGINX_IMPLICIT_PORT=$((PORT_BASE + 465))
+PC_STARTTLS_PORT=$((PORT_BASE + 588))
+PC_IMPLICIT_PORT=$((PORT_BASE + 466))
+
+# ---------------------------------------------------------------- packages
+
+install_packages() {
+    local need=()
+    command -v nginx >/dev/null || need+=(nginx)
+    [ -f /usr/lib/nginx/modules/ngx_mail_module.so ] || need+=(libnginx-mod-mail)
+    command -v smtp-sink >/dev/null || need+=(postfix)
+    command -v openssl >/dev/null || need+=(openssl)
+    if [ ${#need[@]} -eq 0 ]; then
+        return
+    fi
+    [ "$INSTALL" = 1 ] || die "missing ${need[*]} and --no-install given"
+    log "installing ${need[*]}"
+    # Postfix asks how to configure itself: "No configuration" leaves it unconfigured.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    echo "postfix postfix/mailname string bench.invalid" | debconf-set-selections
+    # Keep the packages' own services from starting (restored afterwards).
+    local policy=/usr/sbin/policy-rc.d added_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        added_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
+        --no-install-recommends "${need[@]}" >"$OUT/apt.log" 2>&1 ||
+        { [ "$added_policy" = 0 ] || rm -f "$policy"; die "apt-get failed, see $OUT/apt.log"; }
+    [ "$added_policy" = 0 ] || rm -f "$policy"
+}
+
+# The distribution's own nginx and postfix must not hold ports or CPU during the run.
+stop_system_services() {
+    if [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+        log "stopping the system nginx"
+        nginx -s quit 2>/dev/null || kill "$(cat /run/nginx.pid)" || true
+    fi
+    if [ -s /var/spool/postfix/pid/master.pid ] &&
+        kill -0 "$(tr -d ' ' </var/spool/postfix/pid/master.pid)" 2>/dev/null; then
+        log "stopping the system postfix"
+        postfix stop 2>/dev/null || true
+    fi
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_for_port() {  # PORT SECONDS
+    local deadline=$((SECONDS + $2))
+    until port_in_use "$1"; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.05
+    done
+}
+
+# Alive and not a zombie (our own children stay zombies until waited for).
+running() {
+    [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)" != Z ]
+}
+
+wait_gone() {  # PID SECONDS
+    local deadline=$((SECONDS + $2))
+    while running "$1"; do
+        if [ $SECONDS -ge $deadline ]; then
+            kill -KILL "$1" 2>/dev/null || true
+            sleep 0.2
+            return 0
+        fi
+        sleep 0.05
+    done
+}
+
+# ---------------------------------------------------------------- set-up
+
+setup_dirs() {
+    if [ -z "$OUT" ]; then
+        OUT=$(mktemp -d /tmp/portcullis-compare.XXXXXX)
+    fi
+    mkdir -p "$OUT"
+    OUT=$(cd "$OUT" && pwd)
+    chmod 755 "$OUT"
+    RESULTS="$OUT/results.jsonl"
+    : >"$RESULTS"
+}
+
+build_tools() {
+    if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+        log "meson setup $BUILD_DIR"
+        meson setup "$BUILD_DIR" "$ROOT" >"$OUT/meson-setup.log" 2>&1 ||
+            die "meson setup failed, see $OUT/meson-setup.log"
+    fi
+    BENCH="$BUILD_DIR/src/bench/portcullis-bench"
+    local targets=(src/bench/portcullis-bench)
+    if [ -z "$PORTCULLIS_BIN" ]; then
+        targets+=(portcullis)
+        PORTCULLIS_BIN="$BUILD_DIR/portcullis"
+    fi
+    log "building ${targets[*]} in $BUILD_DIR"
+    ninja -C "$BUILD_DIR" "${targets[@]}" >"$OUT/build.log" 2>&1 ||
+        die "build failed, see $OUT/build.log"
+    [ -x "$PORTCULLIS_BIN" ] || die "no portcullis binary at $PORTCULLIS_BIN"
+    PORTCULLIS_BIN=$(cd "$(dirname "$PORTCULLIS_BIN")" && pwd)/$(basename "$PORTCULLIS_BIN")
+}
+
+make_certificate() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$OUT/tls.key" -out "$OUT/tls.crt" -days 7 -subj "/CN=gw.bench.test" \
+        >/dev/null 2>&1 || die "cannot create the test certificate"
+    chmod 644 "$OUT/tls.crt"
+    chmod 600 "$OUT/tls.key"  # nginx reads it as root; Portcullis refuses looser modes
+}
+
+# Portcullis config. Keys the gateway under test may not know yet (the credential
+# cache and rate limits are being built) are tried one at a time with check-config
+# and kept only when accepted; the table header says which were in force.
+write_portcullis_config() {
+    local dir="$OUT/portcullis"
+    mkdir -p "$dir"
+    PC_CONFIG="$dir/portcullis.toml"
+    PC_USERS="$dir/users.toml"
+    : >"$PC_USERS"
+    chmod 600 "$PC_USERS"
+    PC_BASE=$(cat <<EOF
+[server]
+hostname = "gw.bench.test"
+workers = 2
+max_connections = 20000
+max_connections_per_ip = 20000
+
+[[listener]]
+address = "127.0.0.1:$PC_STARTTLS_PORT"
+tls = "starttls"
+
+[[listener]]
+address = "127.0.0.1:$PC_IMPLICIT_PORT"
+tls = "implicit"
+
+[tls]
+certificate = "$OUT/tls.crt"
+private_key = "$OUT/tls.key"
+
+[backend]
+address = "127.0.0.1:$SINK_PORT"
+
+[log]
+format = "json"
+level = "warn"
+EOF
+)
+    PC_SECTIONS=""
+    PC_AUTH_KEYS='users_file = "users.toml"'
+    PC_OPTIONAL=""
+    render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG"
+    "$PORTCULLIS_BIN" check-config --config "$PC_CONFIG" >"$OUT/check-config.log" 2>&1 ||
+        die "portcullis check-config failed: $(cat "$OUT/check-config.log")"
+    # The issue's targets assume the credential cache is on.
+    try_portcullis_config "" 'cache_ttl = "5m"' "credential cache 5m" ||
+        PC_OPTIONAL="$PC_OPTIONAL; credential cache NOT available in this build"
+    # Default per-user rate limits would throttle a benchmark user; raise them if built.
+    try_portcullis_config $'[rate_limits]\nmessages = "1000000000/1s"\nrecipients = "1000000000/1s"\nbytes = "1000000000000/1s"' \
+        "" "rate limits raised out of the way" ||
+        try_portcullis_config $'[rate_limits]\nmessages = "1000000000/1s"\nrecipients = "1000000000/1s"' \
+            "" "rate limits raised out of the way" || true
+    render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG"
+}
+
+render_portcullis_config() {  # EXTRA_SECTIONS AUTH_KEYS FILE
+    printf '%s\n\n%s\n\n[auth]\n%s\n' "$PC_BASE" "$1" "$2" >"$3"
+}
+
+# Adds a section and/or [auth] keys when this build's check-config accepts them.
+try_portcullis_config() {  # EXTRA_SECTION AUTH_LINE DESCRIPTION
+    local sections="$PC_SECTIONS${1:+$'\n'$1}" auth="$PC_AUTH_KEYS${2:+$'\n'$2}"
+    render_portcullis_config "$sections" "$auth" "$PC_CONFIG.try"
+    if "$PORTCULLIS_BIN" check-config --config "$PC_CONFIG.try" >>"$OUT/check-config.log" 2>&1; then
+        PC_SECTIONS=$sections
+        PC_AUTH_KEYS=$auth
+        PC_OPTIONAL="$PC_OPTIONAL; $3"
+        rm -f "$PC_CONFIG.try"
+        return 0
+    fi
+    rm -f "$PC_CONFIG.try"
+    return 1
+}
+
+create_user() {
+    BENCH_USER="bench@example.com"
+    BENCH_PASSWORD="Bench-$(openssl rand -hex 12)-Xq9"
+    printf '%s\n' "$BENCH_PASSWORD" >"$OUT/password"
+    chmod 600 "$OUT/password"
+    "$PORTCULLIS_BIN" user add "$BENCH_USER" --password-stdin --config "$PC_CONFIG" \
+        <"$OUT/password" >"$OUT/user-add.log" 2>&1 ||
+        die "portcullis user add failed: $(cat "$OUT/user-add.log")"
+}
+
+write_nginx_config() {
+    local dir="$OUT/nginx"
+    mkdir -p "$dir/logs" "$dir/tmp"
+    chown -R www-data: "$dir/tmp"
+    NGINX_CONF="$dir/nginx.conf"
+    cat >"$NGINX_CONF" <<EOF
+# nginx mail proxy configured like the Portcullis under test: 2 workers, STARTTLS and
+# implicit TLS listeners with the same ECDSA P-256 certificate, AUTH PLAIN/LOGIN checked
+# by an auth_http location on this same nginx that always says OK and names the sink.
+load_module /usr/lib/nginx/modules/ngx_mail_module.so;
+user www-data;
+worker_processes 2;
+worker_rlimit_nofile 20000;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events {
+    worker_connections 10000;
+}
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_HTTP_PORT;
+        location = /auth {
+            add_header Auth-Status OK;
+            add_header Auth-Server 127.0.0.1;
+            add_header Auth-Port $SINK_PORT;
+            return 204;
+        }
+    }
+}
+mail {
+    server_name gw.bench.test;
+    auth_http 127.0.0.1:$NGINX_HTTP_PORT/auth;
+    proxy_pass_error_message on;
+    xclient off;
+    smtp_auth plain login;
+    smtp_capabilities "SIZE 52428800" 8BITMIME PIPELINING ENHANCEDSTATUSCODES;
+    ssl_certificate $OUT/tls.crt;
+    ssl_certificate_key $OUT/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    server {
+        listen 127.0.0.1:$NGINX_STARTTLS_PORT;
+        protocol smtp;
+        starttls only;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_IMPLICIT_PORT ssl;
+        protocol smtp;
+    }
+}
+EOF
+    nginx -t -p "$dir" -c "$NGINX_CONF" -e "$dir/logs/error.log" >"$OUT/nginx-t.log" 2>&1 ||
+        die "nginx -t failed: $(cat "$OUT/nginx-t.log")"
+}
+
+# ---------------------------------------------------------------- servers
+
+start_sink() {
+    port_in_use "$SINK_PORT" && die "port $SINK_PORT is taken (use --port-base)"
+    # -u: smtp-sink refuses to run as root; it drops to nobody after binding.
+    smtp-sink -h sink.bench.test -u nobody "127.0.0.1:$SINK_PORT" 1024 \
+        >"$OUT/sink.log" 2>&1 &
+    SINK_PID=$!
+    wait_for_port "$SINK_PORT" 10 || die "smtp-sink did not start: $(cat "$OUT/sink.log")"
+}
+
+start_nginx() {
+    local dir="$OUT/nginx"
+    for p in $NGINX_HTTP_PORT $NGINX_STARTTLS_PORT $NGINX_IMPLICIT_PORT; do
+        port_in_use "$p" && die "port $p is taken (use --port-base)"
+    done
+    nginx -p "$dir" -c "$NGINX_CONF" -e "$dir/logs/error.log" ||
+        die "nginx did not start: $(tail -5 "$dir/logs/error.log")"
+    wait_for_port "$NGINX_IMPLICIT_PORT" 10 || die "nginx is not listening"
+    SERVER_MAIN_PID=$(cat "$dir/nginx.pid")
+    # master + workers (the workers are the master's children)
+    local deadline=$((SECONDS + 10)) workers=""
+    while :; do
+        workers=$(ps -o pid= --ppid "$SERVER_MAIN_PID" | tr -s ' \n' ' ')
+        [ "$(wc -w <<<"$workers")" -ge 2 ] && break
+        [ $SECONDS -lt $deadline ] || die "nginx workers did not appear"
+        sleep 0.05
+    done
+    SERVER_PIDS="$SERVER_MAIN_PID $workers"
+}
+
+stop_nginx() {
+    [ -n "${SERVER_MAIN_PID:-}" ] || return 0
+    kill -TERM "$SERVER_MAIN_PID" 2>/dev/null || true
+    wait_gone "$SERVER_MAIN_PID" 10
+    SERVER_MAIN_PID=""
+}
+
+start_portcullis() {
+    for p in $PC_STARTTLS_PORT $PC_IMPLICIT_PORT; do
+        port_in_use "$p" && die "port $p is taken (use --port-base)"
+    done
+    "$PORTCULLIS_BIN" serve --config "$PC_CONFIG" >>"$OUT/portcullis/portcullis.log" 2>&1 &
+    SERVER_MAIN_PID=$!
+    wait_for_port "$PC_IMPLICIT_PORT" 10 && wait_for_port "$PC_STARTTLS_PORT" 10 ||
+        die "portcullis did not start: $(tail -5 "$OUT/portcullis/portcullis.log")"
+    SERVER_PIDS="$SERVER_MAIN_PID"  # one process; /proc/PID/stat covers all its threads
+}
+
+stop_portcullis() {
+    [ -n "${SERVER_MAIN_PID:-}" ] || return 0
+    kill -TERM "$SERVER_MAIN_PID" 2>/dev/null || true
+    wait_gone "$SERVER_MAIN_PID" 15
+    wait "$SERVER_MAIN_PID" 2>/dev/null || true
+    SERVER_MAIN_PID=""
+}
+
+CURRENT_SERVER=""
+cleanup() {
+    set +e
+    case "$CURRENT_SERVER" in
+        nginx) stop_nginx ;;
+        portcullis) stop_portcullis ;;
+    esac
+    if [ -n "${SINK_PID:-}" ]; then
+        kill -TERM "$SINK_PID" 2>/dev/null
+        wait_gone "$SINK_PID" 5
+        wait "$SINK_PID" 2>/dev/null
+    fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- scenarios
+
+server_port() {  # SERVER starttls|implicit
+    case "$1-$2" in
+        nginx-starttls) echo "$NGINX_STARTTLS_PORT" ;;
+        nginx-implicit) echo "$NGINX_IMPLICIT_PORT" ;;
+        portcullis-starttls) echo "$PC_STARTTLS_PORT" ;;
+        portcullis-implicit) echo "$PC_IMPLICIT_PORT" ;;
+    esac
+}
+
+watch_args() {
+    local p
+    for p in $SERVER_PIDS; do printf -- '--watch-pid %s ' "$p"; done
+}
+
+# Runs the bench, tags its JSON with round/scenario/server and appends it to RESULTS.
+record() {  # ROUND SCENARIO SERVER EXTRA_JSON -- bench args...
+    local round=$1 scenario=$2 server=$3 extra=$4
+    shift 5
+    local json rc=0 load
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    json=$(PORTCULLIS_BENCH_PASSWORD="$BENCH_PASSWORD" "$BENCH" --json "$@") || rc=$?
+    if [ -z "$json" ]; then
+        die "portcullis-bench printed nothing (exit $rc) for $scenario/$server"
+    fi
+    printf '%s\n' "$json" | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+r.update({"round": int(sys.argv[1]), "scenario": sys.argv[2], "server": sys.argv[3],
+          "bench_exit": int(sys.argv[4]), "loadavg_before": float(sys.argv[6])})
+r.update(json.loads(sys.argv[5]))
+print(json.dumps(r))' "$round" "$scenario" "$server" "$rc" "$extra" "$load" >>"$RESULTS"
+    python3 - "$RESULTS" <<'PY' >&2
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+if r["kind"] == "idle":
+    print("    %-10s ready %d/%d  %.2f KiB/conn  failures %d" % (
+        r["server"], r["ready"], r["requested"], r.get("rss_per_connection_kib", float("nan")),
+        r["failures"]))
+else:
+    print("    %-10s %9.1f msg/s %8.1f sess/s %8.2f MB/s  p99 %7.3f ms  cpu %s us/msg  failures %d" % (
+        r["server"], r["messages_per_s"], r["sessions_per_s"], r["mb_per_s"],
+        r["latency_ms"]["p99"], r.get("server_cpu_us_per_message"), r["failures"]))
+PY
+}
+
+common_load_args() {  # SERVER MODE
+    printf -- '--target 127.0.0.1:%s --mode %s --auth plain --user %s --duration %s --warmup %s' \
+        "$(server_port "$1" "$2")" "$2" "$BENCH_USER" "$DURATION" "$WARMUP"
+}
+
+run_scenario() {  # ROUND SCENARIO SERVER
+    local round=$1 scenario=$2 server=$3
+    # shellcheck disable=SC2046
+    case "$scenario" in
+        a) record "$round" a "$server" '{}' -- $(common_load_args "$server" starttls) \
+               --clients 50 --messages-per-connection 100 --size 1KiB $(watch_args) ;;
+        b) record "$round" b "$server" '{}' -- $(common_load_args "$server" starttls) \
+               --clients 50 --messages-per-connection 1 --size 1KiB $(watch_args) ;;
+        c) record "$round" c "$server" '{}' -- $(common_load_args "$server" implicit) \
+               --clients 8 --messages-per-connection 100 --size 1MiB $(watch_args) ;;
+        d) record "$round" d "$server" '{}' -- --target "127.0.0.1:$(server_port "$server" implicit)" \
+               --mode implicit --idle "$IDLE" --idle-parallel 50 --settle 2 $(watch_args) ;;
+        e) record "$round" e "$server" "{\"rate\": $E_RATE}" -- \
+               $(common_load_args "$server" starttls) --clients 50 \
+               --messages-per-connection 100 --size 1KiB --rate "$E_RATE" $(watch_args) ;;
+    esac
+}
+
+with_server() {  # SERVER FUNCTION ARGS...
+    local server=$1
+    shift
+    CURRENT_SERVER=$server
+    "start_$server"
+    "$@"
+    "stop_$server"
+    CURRENT_SERVER=""
+}
+
+# Half the lower of the two peaks of scenario a in this round, so both servers get the
+# same offered load and neither runs above half its own peak.
+e_rate_for_round() {  # ROUND
+    python3 - "$RESULTS" "$1" <<'PY'
+import json, sys
+peaks = [r["messages_per_s"] for r in map(json.loads, open(sys.argv[1]))
+         if r["scenario"] == "a" and r["round"] == int(sys.argv[2])]
+print(max(1, int(min(peaks) / 2)) if len(peaks) == 2 else "")
+PY
+}
+
+# ---------------------------------------------------------------- main
+
+setup_dirs
+install_packages
+stop_system_services
+build_tools
+NOFILE_NEEDED=$((IDLE * 2 + 1024))
+if [ "$(ulimit -n)" -lt "$NOFILE_NEEDED" ]; then
+    ulimit -n "$NOFILE_NEEDED" 2>/dev/null || die "ulimit -n $NOFILE_NEEDED refused; lower --idle"
+fi
+make_certificate
+write_portcullis_config
+create_user
+write_nginx_config
+start_sink
+
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
+    echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
+    echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //') with $(dpkg-query -W -f '${Package} ${Version}' libnginx-mod-mail), $(dpkg-query -W -f 'libssl3 ${Version}' libssl3 2>/dev/null)"
+    echo "portcullis: $PORTCULLIS_BIN ($("$PORTCULLIS_BIN" --version 2>/dev/null || echo "version unknown"); repo at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)), workers 2$PC_OPTIONAL"
+    echo "sink: postfix smtp-sink $(dpkg-query -W -f '${Version}' postfix)"
+    echo "settings: $ROUNDS rounds, ${DURATION} s windows after ${WARMUP} s warmup, idle N = $IDLE, ulimit -n $(ulimit -n)"
+} >"$OUT/environment.txt"
+cat "$OUT/environment.txt" >&2
+
+for round in $(seq 1 "$ROUNDS"); do
+    # Alternate who goes first so slow drift (thermal, other load) hits both alike.
+    if [ $((round % 2)) = 1 ]; then order="nginx portcullis"; else order="portcullis nginx"; fi
+    log "round $round/$ROUNDS ($order first), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    for scenario in $SCENARIOS; do
+        if [ "$scenario" = e ]; then
+            E_RATE=$(e_rate_for_round "$round")
+            [ -n "$E_RATE" ] || { log "  e needs scenario a in the same round; skipped"; continue; }
+            log "  scenario e at $E_RATE messages/s"
+            SERVER_PIDS="$SINK_PID"
+            record "$round" e sink "{\"rate\": $E_RATE}" -- --target "127.0.0.1:$SINK_PORT" \
+                --mode plain --auth none --clients 50 --messages-per-connection 100 --size 1KiB \
+                --duration "$DURATION" --warmup "$WARMUP" --rate "$E_RATE" --watch-pid "$SINK_PID"
+        else
+            log "  scenario $scenario"
+        fi
+        for server in $order; do
+            with_server "$server" run_scenario "$round" "$scenario" "$server"
+        done
+    done
+done
+
+python3 "$ROOT/bench/summarize.py" "$RESULTS" "$OUT/environment.txt" | tee "$OUT/table.md"
+log "raw results: $RESULTS"

@@ -1,0 +1,74 @@
+#include "auth/hash_pool.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace portcullis::auth {
+
+namespace {
+
+constexpr unsigned kMaxDefaultThreads = 8;
+// Hashing yields the CPU to the event loops (Linux applies nice per thread).
+constexpr int kHashingNice = 10;
+
+}  // namespace
+
+HashPool::HashPool(unsigned threads) {
+    if (threads == 0) {
+        threads = std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
+    }
+    for (unsigned i = 0; i < threads; ++i) {
+        threads_.emplace_back([this] { run(); });
+    }
+}
+
+HashPool::~HashPool() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) {
+        t.join();
+    }
+}
+
+bool HashPool::submit(std::function<void()> job, std::size_t max_pending) {
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_ || running_ + queue_.size() >= max_pending) {
+            return false;
+        }
+        queue_.push_back(std::move(job));
+    }
+    wake_.notify_one();
+    return true;
+}
+
+std::size_t HashPool::pending() const {
+    std::lock_guard lock(mutex_);
+    return running_ + queue_.size();
+}
+
+void HashPool::run() {
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kHashingNice);
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) {
+            return;  // stopping, and every accepted job has run
+        }
+        auto job = std::move(queue_.front());
+        queue_.pop_front();
+        ++running_;
+        lock.unlock();
+        job();
+        job = nullptr;  // destroy captures outside the lock
+        lock.lock();
+        --running_;
+    }
+}
+
+}  // namespace portcullis::auth

@@ -1,0 +1,132 @@
+// One benchmark connection: connect, greeting, EHLO, STARTTLS, EHLO, AUTH, then
+// MAIL/RCPT/DATA (pipelined when offered), the body and ".", repeated, then QUIT.
+// Every reply is checked against the one code it must have; anything else ends the
+// connection as a failure. The owner decides whether and when to connect again.
+#pragma once
+
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "bench/message.hpp"
+#include "bench/options.hpp"
+#include "net/stream.hpp"
+#include "smtp/backend_reply.hpp"
+#include "tls/session.hpp"
+
+namespace portcullis::bench {
+
+class Client;
+
+// What a client reports; every callback runs on the loop thread, inside the client's
+// own I/O callbacks, so implementations must not destroy clients synchronously.
+class ClientEvents {
+  public:
+    virtual ~ClientEvents() = default;
+    // Rate cap: true = send the next message now; false = the owner calls
+    // Client::start_message() later.
+    virtual bool may_start_message(Client& client) = 0;
+    virtual void on_message(std::uint64_t latency_ns) = 0;
+    virtual void on_session() = 0;
+    virtual void on_failure(const std::string& reason) = 0;
+    // Idle mode: the connection reached its idle state (greeting read, TLS done).
+    virtual void on_idle_ready(Client& client) = 0;
+    // The connection is over; a value = connect again after that many milliseconds.
+    virtual std::optional<std::uint64_t> on_connection_over(Client& client, bool failed) = 0;
+    // A TLS handshake finished (reported so the run can say what was negotiated).
+    virtual void on_tls_established(std::string_view /*version*/, std::string_view /*cipher*/) {}
+};
+
+// Shared by all clients of a run; outlives them.
+struct ClientSetup {
+    const Options* options = nullptr;
+    const Script* script = nullptr;
+    SSL_CTX* tls = nullptr;
+    sockaddr_storage address{};
+    bool idle = false;
+};
+
+class Client final : private net::StreamHandler {
+  public:
+    Client(uv_loop_t* loop, const ClientSetup& setup, ClientEvents& events);
+    ~Client() override;
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    void connect();
+    // Sends the next transaction if the client is waiting for permission to.
+    void start_message();
+    bool wants_message() const { return wants_message_; }
+    // Idle mode: the connection is set up and being held.
+    bool idle_ready() const { return idle_ready_; }
+    // Drops the connection without reporting anything; no callbacks afterwards.
+    void stop();
+
+  private:
+    enum class Expect {
+        greeting,
+        ehlo,
+        starttls,
+        auth,
+        auth_login,
+        login_user,
+        mail,
+        rcpt,
+        data,
+        dot,
+        quit,
+    };
+    static int expected_code(Expect e);
+    static const char* expect_name(Expect e);
+
+    // net::StreamHandler
+    void on_stream_data(std::string_view data) override;
+    void on_stream_end(int status) override;
+
+    void on_connected(int status);
+    void receive_plaintext(std::string_view data);
+    void handle_reply(const smtp::BackendReply& reply);
+    void after_ehlo(const smtp::BackendReply& reply);
+    void begin_tls();
+    void authenticate();
+    void next_message();
+    void message_done();
+    void become_idle();
+
+    void send(std::string_view bytes);
+    void expect(Expect e);
+    void arm_reply_timer();
+    void fail(std::string reason);
+    void end_connection(bool failed);
+    void teardown();
+
+    uv_loop_t* loop_;
+    const ClientSetup& setup_;
+    ClientEvents& events_;
+    net::Timer reply_timer_;
+    net::Timer defer_timer_;
+
+    // per connection
+    std::unique_ptr<net::TcpStream> stream_;
+    std::unique_ptr<tls::TlsSession> tls_;
+    smtp::ReplyParser parser_;
+    std::string in_;
+    std::deque<Expect> expected_;
+    bool over_ = true;
+    bool upgrade_pending_ = false;  // STARTTLS accepted; switch once input is consumed
+    bool quitting_ = false;         // 221 received, waiting for the server to close
+    bool pipelining_ = false;
+    bool wants_message_ = false;
+    bool idle_ready_ = false;
+    unsigned sent_in_session_ = 0;
+    std::uint64_t message_started_ns_ = 0;
+};
+
+}  // namespace portcullis::bench

@@ -1,0 +1,210 @@
+#include "bench/report.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace portcullis::bench {
+namespace {
+
+constexpr double kMB = 1e6;  // throughput is reported in MB/s with MB = 10^6 bytes
+
+double per_second(std::uint64_t count, double seconds) {
+    return seconds > 0 ? static_cast<double>(count) / seconds : 0.0;
+}
+
+double megabytes(const Options& o, std::uint64_t messages) {
+    return static_cast<double>(messages) * static_cast<double>(o.message_size) / kMB;
+}
+
+// Server CPU per unit, or a JSON null / "-" when the unit count is zero.
+std::string ratio_or(double cpu, double units, double scale, const char* none) {
+    if (units <= 0) {
+        return none;
+    }
+    return fmt::format("{:.1f}", cpu / units * scale);
+}
+
+std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (const char c : s) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+                } else {
+                    out.push_back(c);
+                }
+        }
+    }
+    return out + "\"";
+}
+
+std::string json_failures(const FailureCounts& reasons) {
+    std::string out = "{";
+    for (const auto& [reason, count] : reasons) {
+        if (out.size() > 1) {
+            out += ",";
+        }
+        out += json_string(reason) + ":" + std::to_string(count);
+    }
+    return out + "}";
+}
+
+std::string json_watch(const std::vector<int>& pids) {
+    std::string out = "[";
+    for (const int pid : pids) {
+        out += (out.size() > 1 ? "," : "") + std::to_string(pid);
+    }
+    return out + "]";
+}
+
+void print_failures_text(const FailureCounts& reasons, std::ostream& out) {
+    std::vector<std::pair<std::string, std::uint64_t>> sorted(reasons.begin(), reasons.end());
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
+    for (std::size_t i = 0; i < sorted.size() && i < 8; ++i) {
+        out << fmt::format("  {:>8}  {}\n", sorted[i].second, sorted[i].first);
+    }
+}
+
+}  // namespace
+
+LatencySummary summarize_latencies(std::vector<std::uint64_t> ns) {
+    LatencySummary s;
+    s.count = ns.size();
+    if (ns.empty()) {
+        return s;
+    }
+    std::sort(ns.begin(), ns.end());
+    const auto rank = [&](double p) {
+        const auto index = static_cast<std::size_t>(std::ceil(p * static_cast<double>(ns.size())));
+        return static_cast<double>(ns[std::clamp<std::size_t>(index, 1, ns.size()) - 1]) / 1e6;
+    };
+    s.p50_ms = rank(0.50);
+    s.p90_ms = rank(0.90);
+    s.p99_ms = rank(0.99);
+    s.max_ms = static_cast<double>(ns.back()) / 1e6;
+    s.mean_ms = std::accumulate(ns.begin(), ns.end(), 0.0) / static_cast<double>(ns.size()) / 1e6;
+    return s;
+}
+
+void print_load_text(const Options& o, const LoadReport& r, std::ostream& out) {
+    out << fmt::format(
+        "portcullis-bench: {} {}:{}  AUTH {}  {} clients  {} msg/conn  {} B/msg  "
+        "rate cap {}\n",
+        mode_name(o.mode), o.host, o.port, auth_name(o.auth), o.clients,
+        o.messages_per_connection, o.message_size,
+        o.rate > 0 ? fmt::format("{:.0f}/s", o.rate) : std::string("none"));
+    if (!r.tls.empty()) {
+        out << "tls         " << r.tls << "\n";
+    }
+    out << fmt::format("window      {:.2f} s after {:.1f} s warmup{}\n", r.elapsed_s, o.warmup_s,
+                       r.stopped_early ? "  (STOPPED EARLY: too many failures)" : "");
+    out << fmt::format("messages    {:>10}  {:>10.1f} /s\n", r.messages,
+                       per_second(r.messages, r.elapsed_s));
+    out << fmt::format("sessions    {:>10}  {:>10.1f} /s\n", r.sessions,
+                       per_second(r.sessions, r.elapsed_s));
+    out << fmt::format("throughput  {:>10.2f} MB/s (MB = 10^6 bytes of message content)\n",
+                       megabytes(o, r.messages) / std::max(r.elapsed_s, 1e-9));
+    out << fmt::format("latency     p50 {:.3f} ms  p90 {:.3f} ms  p99 {:.3f} ms  max {:.3f} ms\n",
+                       r.latency.p50_ms, r.latency.p90_ms, r.latency.p99_ms, r.latency.max_ms);
+    out << fmt::format("failures    {} (warmup: {})\n", r.failures, r.warmup_failures);
+    print_failures_text(r.failure_reasons, out);
+    if (r.watched) {
+        out << fmt::format(
+            "server cpu  {:.2f} s: {} us/message  {} us/session  {} ms/MB  (rss {} KiB)\n",
+            r.server_cpu_s, ratio_or(r.server_cpu_s, double(r.messages), 1e6, "-"),
+            ratio_or(r.server_cpu_s, double(r.sessions), 1e6, "-"),
+            ratio_or(r.server_cpu_s, megabytes(o, r.messages), 1e3, "-"), r.server_rss_kib);
+    }
+    out << fmt::format("bench cpu   {:.2f} s   machine busy {:.2f} CPU-s in the window\n",
+                       r.bench_cpu_s, r.machine_busy_s);
+}
+
+void print_load_json(const Options& o, const LoadReport& r, std::ostream& out) {
+    const double mb = megabytes(o, r.messages);
+    out << "{"
+        << fmt::format(
+               "\"kind\":\"load\",\"mode\":\"{}\",\"target\":\"{}:{}\",\"auth\":\"{}\","
+               "\"clients\":{},\"messages_per_connection\":{},\"message_size\":{},"
+               "\"rate_cap\":{},\"warmup_s\":{},\"tls\":{},",
+               mode_name(o.mode), o.host, o.port, auth_name(o.auth), o.clients,
+               o.messages_per_connection, o.message_size, o.rate, o.warmup_s,
+               json_string(r.tls))
+        << fmt::format(
+               "\"elapsed_s\":{:.4f},\"messages\":{},\"sessions\":{},\"connections\":{},"
+               "\"messages_per_s\":{:.2f},\"sessions_per_s\":{:.2f},\"mb_per_s\":{:.3f},",
+               r.elapsed_s, r.messages, r.sessions, r.connections,
+               per_second(r.messages, r.elapsed_s), per_second(r.sessions, r.elapsed_s),
+               mb / std::max(r.elapsed_s, 1e-9))
+        << fmt::format(
+               "\"latency_ms\":{{\"count\":{},\"p50\":{:.4f},\"p90\":{:.4f},\"p99\":{:.4f},"
+               "\"max\":{:.4f},\"mean\":{:.4f}}},",
+               r.latency.count, r.latency.p50_ms, r.latency.p90_ms, r.latency.p99_ms,
+               r.latency.max_ms, r.latency.mean_ms)
+        << fmt::format(
+               "\"failures\":{},\"warmup_messages\":{},\"warmup_failures\":{},"
+               "\"stopped_early\":{},\"failure_reasons\":{},",
+               r.failures, r.warmup_messages, r.warmup_failures, r.stopped_early,
+               json_failures(r.failure_reasons))
+        << fmt::format("\"watch_pids\":{},", json_watch(o.watch_pids));
+    if (r.watched) {
+        out << fmt::format(
+            "\"server_cpu_s\":{:.3f},\"server_cpu_us_per_message\":{},"
+            "\"server_cpu_us_per_session\":{},\"server_cpu_ms_per_mb\":{},"
+            "\"server_rss_kib\":{},",
+            r.server_cpu_s, ratio_or(r.server_cpu_s, double(r.messages), 1e6, "null"),
+            ratio_or(r.server_cpu_s, double(r.sessions), 1e6, "null"),
+            ratio_or(r.server_cpu_s, mb, 1e3, "null"), r.server_rss_kib);
+    }
+    out << fmt::format("\"bench_cpu_s\":{:.3f},\"machine_busy_s\":{:.3f}}}\n", r.bench_cpu_s,
+                       r.machine_busy_s);
+}
+
+void print_idle_text(const Options& o, const IdleReport& r, std::ostream& out) {
+    out << fmt::format("portcullis-bench idle: {} {}:{}{}  {} connections requested\n",
+                       mode_name(o.mode), o.host, o.port, o.idle_tls ? " (+STARTTLS)" : "",
+                       r.requested);
+    out << fmt::format("ready       {} in {:.2f} s, failures {}\n", r.ready, r.setup_s,
+                       r.failures);
+    print_failures_text(r.failure_reasons, out);
+    if (r.watched && r.ready > 0) {
+        const double delta = static_cast<double>(r.rss_after_kib) -
+                             static_cast<double>(r.rss_before_kib);
+        out << fmt::format("server rss  {} KiB -> {} KiB: {:.2f} KiB per idle connection\n",
+                           r.rss_before_kib, r.rss_after_kib, delta / r.ready);
+    }
+    out << fmt::format("bench rss   {} KiB -> {} KiB\n", r.bench_rss_before_kib,
+                       r.bench_rss_after_kib);
+}
+
+void print_idle_json(const Options& o, const IdleReport& r, std::ostream& out) {
+    out << "{"
+        << fmt::format(
+               "\"kind\":\"idle\",\"mode\":\"{}\",\"target\":\"{}:{}\",\"idle_tls\":{},"
+               "\"requested\":{},\"ready\":{},\"failures\":{},\"failure_reasons\":{},"
+               "\"setup_s\":{:.3f},\"watch_pids\":{},\"tls\":{},",
+               mode_name(o.mode), o.host, o.port, o.idle_tls, r.requested, r.ready, r.failures,
+               json_failures(r.failure_reasons), r.setup_s, json_watch(o.watch_pids),
+               json_string(r.tls));
+    if (r.watched && r.ready > 0) {
+        const double delta = static_cast<double>(r.rss_after_kib) -
+                             static_cast<double>(r.rss_before_kib);
+        out << fmt::format(
+            "\"rss_before_kib\":{},\"rss_after_kib\":{},\"rss_per_connection_kib\":{:.3f},",
+            r.rss_before_kib, r.rss_after_kib, delta / r.ready);
+    }
+    out << fmt::format("\"bench_rss_before_kib\":{},\"bench_rss_after_kib\":{}}}\n",
+                       r.bench_rss_before_kib, r.bench_rss_after_kib);
+}
+
+}  // namespace portcullis::bench

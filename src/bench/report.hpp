@@ -1,0 +1,67 @@
+// Results of a run and how they are printed: text for people, one JSON object for
+// scripts (bench/compare.sh). Every number comes from the run itself.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "bench/options.hpp"
+
+namespace portcullis::bench {
+
+struct LatencySummary {
+    std::uint64_t count = 0;
+    double p50_ms = 0;
+    double p90_ms = 0;
+    double p99_ms = 0;
+    double max_ms = 0;
+    double mean_ms = 0;
+};
+
+// Nearest-rank percentiles of per-message latencies in nanoseconds.
+LatencySummary summarize_latencies(std::vector<std::uint64_t> ns);
+
+using FailureCounts = std::map<std::string, std::uint64_t>;
+
+struct LoadReport {
+    std::string tls;       // version and cipher of the first handshake, if any
+    double elapsed_s = 0;  // the measured window
+    std::uint64_t messages = 0;
+    std::uint64_t sessions = 0;
+    std::uint64_t connections = 0;  // connections opened in the window
+    std::uint64_t failures = 0;
+    std::uint64_t warmup_messages = 0;
+    std::uint64_t warmup_failures = 0;
+    bool stopped_early = false;  // --max-failures reached
+    FailureCounts failure_reasons;
+    LatencySummary latency;
+    bool watched = false;  // --watch-pid given and readable at both ends of the window
+    double server_cpu_s = 0;
+    std::uint64_t server_rss_kib = 0;  // at the end of the window
+    double bench_cpu_s = 0;
+    double machine_busy_s = 0;  // all processes, all CPUs, during the window
+};
+
+struct IdleReport {
+    std::string tls;
+    unsigned requested = 0;
+    unsigned ready = 0;
+    std::uint64_t failures = 0;
+    FailureCounts failure_reasons;
+    double setup_s = 0;  // first connect to last connection ready
+    bool watched = false;
+    std::uint64_t rss_before_kib = 0;
+    std::uint64_t rss_after_kib = 0;
+    std::uint64_t bench_rss_before_kib = 0;
+    std::uint64_t bench_rss_after_kib = 0;
+};
+
+void print_load_text(const Options& o, const LoadReport& r, std::ostream& out);
+void print_load_json(const Options& o, const LoadReport& r, std::ostream& out);
+void print_idle_text(const Options& o, const IdleReport& r, std::ostream& out);
+void print_idle_json(const Options& o, const IdleReport& r, std::ostream& out);
+
+}  // namespace portcullis::bench
