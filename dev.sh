@@ -20,6 +20,7 @@ PACKAGES=(
   libcli11-dev libfmt-dev libzxcvbn-dev
   python3 swaks libnet-ssleay-perl curl openssl ca-certificates clang-format procps
   testssl.sh
+  postfix
 )
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -40,6 +41,11 @@ ensure_packages() {
     SUDO=(sudo)
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # postfix is the real MTA of tests/e2e/test_postfix.py. "No configuration" leaves the
+  # system without /etc/postfix/main.cf, so the system's own Postfix service never
+  # starts; the tests run private instances (postfix -c DIR) on loopback ports.
+  echo "postfix postfix/main_mailer_type select No configuration" |
+    "${SUDO[@]}" debconf-set-selections || die "debconf-set-selections failed"
   "${SUDO[@]}" apt-get update -q || die "apt-get update failed"
   "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" \
     || die "apt-get install failed"

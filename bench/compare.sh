@@ -125,7 +125,9 @@ wait_for_port() {  # PORT SECONDS
 
 # Alive and not a zombie (our own children stay zombies until waited for).
 running() {
-    [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)" != Z ]
+    local state
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
 }
 
 wait_gone() {  # PID SECONDS
@@ -168,8 +170,13 @@ build_tools() {
     log "building ${targets[*]} in $BUILD_DIR"
     ninja -C "$BUILD_DIR" "${targets[@]}" >"$OUT/build.log" 2>&1 ||
         die "build failed, see $OUT/build.log"
+    # Run private copies, so a rebuild during the run cannot change what is measured.
+    cp "$BENCH" "$OUT/portcullis-bench"
+    BENCH="$OUT/portcullis-bench"
     [ -x "$PORTCULLIS_BIN" ] || die "no portcullis binary at $PORTCULLIS_BIN"
-    PORTCULLIS_BIN=$(cd "$(dirname "$PORTCULLIS_BIN")" && pwd)/$(basename "$PORTCULLIS_BIN")
+    PORTCULLIS_SOURCE=$(cd "$(dirname "$PORTCULLIS_BIN")" && pwd)/$(basename "$PORTCULLIS_BIN")
+    cp "$PORTCULLIS_SOURCE" "$OUT/portcullis"
+    PORTCULLIS_BIN="$OUT/portcullis"
 }
 
 make_certificate() {
@@ -507,7 +514,7 @@ start_sink
     echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
     echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //') with $(dpkg-query -W -f '${Package} ${Version}' libnginx-mod-mail), $(dpkg-query -W -f 'libssl3 ${Version}' libssl3 2>/dev/null)"
-    echo "portcullis: $PORTCULLIS_BIN ($("$PORTCULLIS_BIN" --version 2>/dev/null || echo "version unknown"); repo at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)), workers 2$PC_OPTIONAL"
+    echo "portcullis: copy of $PORTCULLIS_SOURCE ($("$PORTCULLIS_BIN" --version 2>/dev/null || echo "version unknown"); repo at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)), workers 2$PC_OPTIONAL"
     echo "sink: postfix smtp-sink $(dpkg-query -W -f '${Version}' postfix)"
     echo "settings: $ROUNDS rounds, ${DURATION} s windows after ${WARMUP} s warmup, idle N = $IDLE, ulimit -n $(ulimit -n)"
 } >"$OUT/environment.txt"

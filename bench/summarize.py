@@ -96,15 +96,7 @@ def main():
     if loads:
         out.append("1-minute load average before each run: %.2f to %.2f (2 cores; other "
                    "processes on the machine add noise)" % (min(loads), max(loads)))
-    others = [(r["machine_busy_s"] - r.get("server_cpu_s", 0) - r.get("bench_cpu_s", 0))
-              / r["elapsed_s"] for r in results
-              if r.get("kind") == "load" and r.get("machine_busy_s") and r.get("elapsed_s")
-              and r["server"] != "sink"]
-    if others:
-        out.append("CPU used by everything but the server under test and the bench (the sink "
-                   "and unrelated processes) during the windows: %.2f to %.2f cores"
-                   % (min(others), max(others)))
-    if loads or others:
+    if loads:
         out.append("")
     out.append("Medians over %d round(s), range in parentheses; ratio = portcullis / nginx."
                % len(rounds))

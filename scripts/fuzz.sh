@@ -17,7 +17,7 @@ fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build-fuzz"
-targets=(fuzz_command fuzz_sasl fuzz_data_codec fuzz_backend_reply)
+targets=(fuzz_command fuzz_sasl fuzz_data_codec fuzz_backend_reply fuzz_proxy_header fuzz_header_from)
 
 # Reuses build-fuzz when it was set up with clang; otherwise sets it up afresh, keeping
 # the working corpora gathered by earlier runs.

@@ -193,6 +193,10 @@ std::vector<LockoutStarted> LoginGuard::record_failure(std::string_view ip, std:
     return started;
 }
 
+bool LoginGuard::known_good(std::string_view ip) const {
+    return exempt(address_key(ip), clock_.now());
+}
+
 void LoginGuard::record_success(std::string_view ip, const GuardSettings& s) {
     if (s.spray_exemption.count() == 0) {
         return;

@@ -62,6 +62,8 @@ class LoginGuard {
                                                const GuardSettings& s);
     // Remembers a successful login from `ip`, exempting it from network lockouts.
     void record_success(std::string_view ip, const GuardSettings& s);
+    // True when `ip` logged in successfully within spray_exemption.
+    bool known_good(std::string_view ip) const;
 
   private:
     struct Window {  // failure times within the window, oldest first

@@ -1,11 +1,20 @@
 // Argon2id verification on the HashPool, never on an event loop; the result comes
 // back on the loop that asked.
+//
+// Verifications that overlap and carry the same key (a keyed digest of the snapshot,
+// user name, stored hash and password: see CredentialCache::digest) share one Argon2id
+// run: when fifty connections of one application log in at once, after a restart or a
+// reload, the hash is computed once and they all get its answer. Only the first of them
+// takes a place among max_pending; the others join it.
 #pragma once
 
 #include <uv.h>
 
+#include <array>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "auth/hash_pool.hpp"
@@ -13,22 +22,49 @@
 
 namespace portcullis::auth {
 
-// One verification in flight. Destroying it before the result arrives detaches it:
-// the work still finishes on the pool, but `done` is not called.
+class PendingVerification;
+
+class Verifier {
+  public:
+    using Key = std::array<unsigned char, 32>;
+    using Done = std::function<void(bool matched)>;
+
+    // `threads` for the HashPool (0 = one per CPU, at most 8).
+    explicit Verifier(unsigned threads);
+    Verifier(const Verifier&) = delete;
+    Verifier& operator=(const Verifier&) = delete;
+
+    // Starts verifying `password` against `phc_hash`; `done` runs on `loop`'s thread
+    // (call this there too). With a `key`, joins a verification of the same key that
+    // is already running. Null when `max_pending` verifications are running or queued
+    // (the caller answers 454 4.7.0).
+    std::unique_ptr<PendingVerification> start(uv_loop_t* loop, std::size_t max_pending,
+                                               std::string phc_hash, SecureString password,
+                                               const Key* key, Done done);
+
+    std::size_t pending() const { return pool_.pending(); }
+    unsigned threads() const { return pool_.threads(); }
+    HashPool& pool() { return pool_; }
+
+  private:
+    struct Flight;
+    void run(Flight* flight);
+
+    std::mutex mutex_;
+    std::map<Key, Flight*> flights_;  // keyed verifications running or queued
+    HashPool pool_;                   // last: destroyed first, while flights_ still exists
+};
+
+// One verification in flight for one session. Destroying it before the result arrives
+// detaches it: the work still finishes, but `done` is not called.
 class PendingVerification {
   public:
-    using Done = std::function<void(bool matched)>;
-    // Null when the pool already has `max_pending` jobs (the caller answers 454).
-    // Call on `loop`'s thread; `done` runs there.
-    static std::unique_ptr<PendingVerification> start(HashPool& pool, std::size_t max_pending,
-                                                      uv_loop_t* loop, std::string phc_hash,
-                                                      SecureString password, Done done);
     ~PendingVerification();
     PendingVerification(const PendingVerification&) = delete;
     PendingVerification& operator=(const PendingVerification&) = delete;
 
     struct Job;
-    explicit PendingVerification(Job* job) : job_(job) {}  // use start()
+    explicit PendingVerification(Job* job) : job_(job) {}  // made by Verifier::start()
 
   private:
     Job* job_;  // owned by its uv_async_t until the result is delivered; nullptr after

@@ -280,58 +280,52 @@ void Client::handle_reply(const smtp::BackendReply& reply) {
     } else {
         arm_reply_timer();
     }
-    const Options& o = *setup_.options;
+    advance(e, reply);
+}
+
+// The next step after the expected reply to `e` arrived.
+void Client::advance(Expect e, const smtp::BackendReply& reply) {
+    const Script& s = *setup_.script;
     switch (e) {
         case Expect::greeting:
-            if (setup_.idle && !(o.mode == Mode::starttls && o.idle_tls)) {
-                become_idle();
-            } else {
-                send(setup_.script->ehlo);
-                expect(Expect::ehlo);
-            }
-            return;
+            return after_greeting();
         case Expect::ehlo:
-            after_ehlo(reply);
-            return;
+            return after_ehlo(reply);
         case Expect::starttls:
-            upgrade_pending_ = true;
+            upgrade_pending_ = true;  // receive_plaintext() switches once input is consumed
             return;
         case Expect::auth_login:
-            send(setup_.script->login_user);
-            expect(Expect::login_user);
-            return;
+            return send_expecting(s.login_user, Expect::login_user);
         case Expect::login_user:
-            send(setup_.script->login_pass);
-            expect(Expect::auth);
-            return;
+            return send_expecting(s.login_pass, Expect::auth);
         case Expect::auth:
-            next_message();
-            return;
+            return next_message();
         case Expect::mail:
-            if (!pipelining_) {
-                send(setup_.script->rcpt);
-                expect(Expect::rcpt);
-            }
-            return;
+            return pipelining_ ? void() : send_expecting(s.rcpt, Expect::rcpt);
         case Expect::rcpt:
-            if (!pipelining_) {
-                send(setup_.script->data);
-                expect(Expect::data);
-            }
-            return;
+            return pipelining_ ? void() : send_expecting(s.data, Expect::data);
         case Expect::data:
-            send(setup_.script->body);
-            expect(Expect::dot);
-            return;
+            return send_expecting(s.body, Expect::dot);
         case Expect::dot:
-            message_done();
-            return;
+            return message_done();
         case Expect::quit:
-            quitting_ = true;
-            events_.on_session();
-            reply_timer_.start(kQuitGraceMs, [this] { end_connection(false); });
-            return;
+            return after_quit();
     }
+}
+
+void Client::after_greeting() {
+    const Options& o = *setup_.options;
+    if (setup_.idle && !(o.mode == Mode::starttls && o.idle_tls)) {
+        become_idle();
+    } else {
+        send_expecting(setup_.script->ehlo, Expect::ehlo);
+    }
+}
+
+void Client::after_quit() {
+    quitting_ = true;
+    events_.on_session();
+    reply_timer_.start(kQuitGraceMs, [this] { end_connection(false); });
 }
 
 void Client::after_ehlo(const smtp::BackendReply& reply) {
@@ -341,8 +335,7 @@ void Client::after_ehlo(const smtp::BackendReply& reply) {
             fail("STARTTLS not offered");
             return;
         }
-        send(setup_.script->starttls);
-        expect(Expect::starttls);
+        send_expecting(setup_.script->starttls, Expect::starttls);
         return;
     }
     pipelining_ = o.pipelining && offers(reply, "PIPELINING");
@@ -371,17 +364,15 @@ void Client::begin_tls() {
         fail("tls: " + tls_->error());
         return;
     }
-    send(setup_.script->ehlo);  // held by the TLS session until the handshake is done
-    expect(Expect::ehlo);
+    // Held by the TLS session until the handshake is done.
+    send_expecting(setup_.script->ehlo, Expect::ehlo);
 }
 
 void Client::authenticate() {
     if (setup_.options->auth == AuthMech::plain) {
-        send(setup_.script->auth_plain);
-        expect(Expect::auth);
+        send_expecting(setup_.script->auth_plain, Expect::auth);
     } else {
-        send(setup_.script->auth_login);
-        expect(Expect::auth_login);
+        send_expecting(setup_.script->auth_login, Expect::auth_login);
     }
 }
 
@@ -413,8 +404,7 @@ void Client::start_message() {
         expect(Expect::rcpt);
         expect(Expect::data);
     } else {
-        send(s.mail);
-        expect(Expect::mail);
+        send_expecting(s.mail, Expect::mail);
     }
 }
 
@@ -426,8 +416,7 @@ void Client::message_done() {
     if (++sent_in_session_ < setup_.options->messages_per_connection) {
         next_message();
     } else {
-        send(setup_.script->quit);
-        expect(Expect::quit);
+        send_expecting(setup_.script->quit, Expect::quit);
     }
 }
 
@@ -449,6 +438,11 @@ void Client::send(std::string_view bytes) {
     if (st == tls::TlsSession::Status::failed) {
         fail("tls: " + tls_->error());
     }
+}
+
+void Client::send_expecting(std::string_view bytes, Expect e) {
+    send(bytes);
+    expect(e);
 }
 
 void Client::expect(Expect e) {

@@ -93,7 +93,10 @@ class Client final : private net::StreamHandler {
     void on_connected(int status);
     void receive_plaintext(std::string_view data);
     void handle_reply(const smtp::BackendReply& reply);
+    void advance(Expect e, const smtp::BackendReply& reply);
+    void after_greeting();
     void after_ehlo(const smtp::BackendReply& reply);
+    void after_quit();
     void begin_tls();
     void authenticate();
     void next_message();
@@ -101,6 +104,7 @@ class Client final : private net::StreamHandler {
     void become_idle();
 
     void send(std::string_view bytes);
+    void send_expecting(std::string_view bytes, Expect e);
     void expect(Expect e);
     void arm_reply_timer();
     void fail(std::string reason);

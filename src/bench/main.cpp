@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
 
     ClientSetup setup;
     if (!portcullis::net::make_sockaddr(options.host, options.port, setup.address)) {
-        std::cerr << "portcullis-bench: --target needs a numeric IP address, got '"
-                  << options.host << "'\n";
+        std::cerr << "portcullis-bench: --target needs a numeric IP address, got '" << options.host
+                  << "'\n";
         return 2;
     }
     const auto tls = make_tls_context();
@@ -98,6 +98,5 @@ int main(int argc, char** argv) {
     setup.idle = options.idle > 0;
 
     Loop loop;
-    return setup.idle ? run_idle(loop.get(), options, setup)
-                      : run_load(loop.get(), options, setup);
+    return setup.idle ? run_idle(loop.get(), options, setup) : run_load(loop.get(), options, setup);
 }

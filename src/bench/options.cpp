@@ -57,10 +57,9 @@ void split_target(const std::string& target, Options& out) {
 
 void validate(Options& o) {
     if (o.auth != AuthMech::none && o.idle == 0 && (o.user.empty() || o.password.empty())) {
-        throw CLI::ValidationError("--auth",
-                                   std::string("needs --user and a password (--password, "
-                                               "--password-file or $") +
-                                       kPasswordEnv + ")");
+        throw CLI::ValidationError("--auth", std::string("needs --user and a password (--password, "
+                                                         "--password-file or $") +
+                                                 kPasswordEnv + ")");
     }
     if (o.from.empty()) {
         o.from = o.user.empty() ? "bench@example.com" : o.user;
@@ -105,16 +104,17 @@ const char* auth_name(AuthMech mech) {
     return "?";
 }
 
-bool parse_options(int argc, char** argv, Options& out, int& exit_code) {
-    CLI::App app{
-        "portcullis-bench: SMTP submission load generator (plain, STARTTLS, implicit TLS; "
-        "AUTH PLAIN/LOGIN; pipelined MAIL/RCPT/DATA; every reply checked)",
-        "portcullis-bench"};
-    Options o;
+namespace {
+
+// Options that are not fields of Options as such: parsed into text, converted later.
+struct RawOptions {
     std::string target = "127.0.0.1:587";
     std::string size = "1KiB";
     std::string password_file;
-    app.add_option("--target,-t", target, "server HOST:PORT")->capture_default_str();
+};
+
+void add_connection_options(CLI::App& app, Options& o, RawOptions& raw) {
+    app.add_option("--target,-t", raw.target, "server HOST:PORT")->capture_default_str();
     app.add_option("--mode,-m", o.mode, "plain | starttls | implicit")
         ->transform(CLI::CheckedTransformer(
             std::map<std::string, Mode>{
@@ -127,19 +127,24 @@ bool parse_options(int argc, char** argv, Options& out, int& exit_code) {
                 {"none", AuthMech::none}, {"plain", AuthMech::plain}, {"login", AuthMech::login}},
             CLI::ignore_case));
     app.add_option("--user,-u", o.user, "login name");
-    app.add_option("--password", o.password,
-                   std::string("password (visible in ps; prefer --password-file or $") +
-                       kPasswordEnv + ")");
-    app.add_option("--password-file", password_file, "read the password from this file");
+    app.add_option(
+        "--password", o.password,
+        std::string("password (visible in ps; prefer --password-file or $") + kPasswordEnv + ")");
+    app.add_option("--password-file", raw.password_file, "read the password from this file");
     app.add_option("--from", o.from, "envelope sender (default: the user name)");
     app.add_option("--to", o.to, "envelope recipient")->capture_default_str();
     app.add_option("--ehlo", o.ehlo_name, "EHLO name")->capture_default_str();
     app.add_option("--sni", o.server_name, "TLS server name to send");
+    app.add_option("--timeout", o.timeout_s, "longest wait for one reply, seconds")
+        ->capture_default_str();
+}
+
+void add_load_options(CLI::App& app, Options& o, RawOptions& raw) {
     app.add_option("--clients,-c", o.clients, "concurrent connections")->capture_default_str();
     app.add_option("--messages-per-connection,-n", o.messages_per_connection,
                    "messages per session before QUIT")
         ->capture_default_str();
-    app.add_option("--size,-s", size, "message size: 512, 1KiB, 1MiB")->capture_default_str();
+    app.add_option("--size,-s", raw.size, "message size: 512, 1KiB, 1MiB")->capture_default_str();
     app.add_option("--duration,-d", o.duration_s, "measured seconds")->capture_default_str();
     app.add_option("--messages", o.max_messages,
                    "stop after this many measured messages (0 = only --duration)");
@@ -148,10 +153,11 @@ bool parse_options(int argc, char** argv, Options& out, int& exit_code) {
     app.add_option("--rate,-r", o.rate, "cap on messages/s over all clients (0 = no cap)");
     app.add_flag("!--no-pipelining", o.pipelining,
                  "send MAIL, RCPT and DATA one at a time even when PIPELINING is offered");
-    app.add_option("--timeout", o.timeout_s, "longest wait for one reply, seconds")
-        ->capture_default_str();
     app.add_option("--max-failures", o.max_failures, "stop the run past this many failures")
         ->capture_default_str();
+}
+
+void add_idle_options(CLI::App& app, Options& o) {
     app.add_option("--idle", o.idle,
                    "idle mode: open N connections (TLS done, greeting read), hold them and "
                    "report the watched processes' RSS per connection");
@@ -163,31 +169,50 @@ bool parse_options(int argc, char** argv, Options& out, int& exit_code) {
         ->capture_default_str();
     app.add_option("--hold", o.hold_s, "idle mode: seconds to keep holding after sampling")
         ->capture_default_str();
+}
+
+void add_output_options(CLI::App& app, Options& o) {
     app.add_option("--watch-pid", o.watch_pids,
                    "server process to measure (repeatable): CPU time over the measured window, "
                    "or RSS in idle mode, from /proc");
     app.add_flag("--json", o.json, "print one JSON object instead of text");
+}
+
+// Turns the parsed text into the final Options; throws CLI::ValidationError.
+void finish_options(const CLI::App& app, const RawOptions& raw, Options& o) {
+    split_target(raw.target, o);
+    o.message_size = parse_size(raw.size);
+    if (!raw.password_file.empty()) {
+        o.password = read_first_line(raw.password_file);
+    } else if (o.password.empty()) {
+        if (const char* env = std::getenv(kPasswordEnv)) {
+            o.password = env;
+        }
+    }
+    if (o.auth == AuthMech::plain && o.user.empty() && o.idle == 0 && app.count("--auth") == 0) {
+        o.auth = AuthMech::none;  // no credentials given and none asked for
+    }
+    validate(o);
+}
+
+}  // namespace
+
+bool parse_options(int argc, char** argv, Options& out, int& exit_code) {
+    CLI::App app{
+        "portcullis-bench: SMTP submission load generator (plain, STARTTLS, implicit TLS; "
+        "AUTH PLAIN/LOGIN; pipelined MAIL/RCPT/DATA; every reply checked)",
+        "portcullis-bench"};
+    Options o;
+    RawOptions raw;
+    add_connection_options(app, o, raw);
+    add_load_options(app, o, raw);
+    add_idle_options(app, o);
+    add_output_options(app, o);
     try {
         app.parse(argc, argv);
-        split_target(target, o);
-        o.message_size = parse_size(size);
-        if (!password_file.empty()) {
-            o.password = read_first_line(password_file);
-        } else if (o.password.empty()) {
-            if (const char* env = std::getenv(kPasswordEnv)) {
-                o.password = env;
-            }
-        }
-        if (o.auth == AuthMech::plain && o.user.empty() && o.idle == 0 &&
-            app.count("--auth") == 0) {
-            o.auth = AuthMech::none;  // no credentials given and none asked for
-        }
-        validate(o);
+        finish_options(app, raw, o);
     } catch (const CLI::ParseError& e) {
-        exit_code = app.exit(e);
-        if (exit_code != 0) {
-            exit_code = 2;
-        }
+        exit_code = app.exit(e) == 0 ? 0 : 2;
         return false;
     } catch (const std::exception& e) {
         std::cerr << "portcullis-bench: " << e.what() << "\n";

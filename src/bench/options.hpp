@@ -29,14 +29,14 @@ struct Options {
     double duration_s = 10.0;
     std::uint64_t max_messages = 0;  // 0 = no cap; the run also ends at duration_s
     double warmup_s = 2.0;
-    double rate = 0.0;               // messages/s over all clients; 0 = as fast as possible
-    bool pipelining = true;          // used only when the server advertises it
-    double timeout_s = 30.0;         // longest wait for any one reply
+    double rate = 0.0;                   // messages/s over all clients; 0 = as fast as possible
+    bool pipelining = true;              // used only when the server advertises it
+    double timeout_s = 30.0;             // longest wait for any one reply
     std::uint64_t max_failures = 10000;  // the run stops early past this many
 
     // --idle N: open N connections, hold them, report the servers' RSS per connection.
     unsigned idle = 0;
-    bool idle_tls = false;       // starttls mode: also do EHLO, STARTTLS, handshake, EHLO
+    bool idle_tls = false;        // starttls mode: also do EHLO, STARTTLS, handshake, EHLO
     unsigned idle_parallel = 64;  // connections being set up at once
     double settle_s = 2.0;        // wait after the last connection is ready, then sample
     double hold_s = 0.0;          // keep holding after sampling

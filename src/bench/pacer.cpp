@@ -11,8 +11,7 @@ Pacer::Pacer(uv_loop_t* loop, double per_second)
     : per_second_(per_second), start_ns_(uv_hrtime()), timer_(loop) {}
 
 std::uint64_t Pacer::due_tokens(std::uint64_t now_ns) const {
-    return static_cast<std::uint64_t>(static_cast<double>(now_ns - start_ns_) * per_second_ /
-                                      1e9);
+    return static_cast<std::uint64_t>(static_cast<double>(now_ns - start_ns_) * per_second_ / 1e9);
 }
 
 bool Pacer::acquire(Client& client) {
@@ -53,7 +52,8 @@ void Pacer::schedule() {
     // libuv timers have millisecond resolution: wake at the next token's millisecond.
     const double next_ns = static_cast<double>(granted_ + 1) * 1e9 / per_second_;
     const double now_ns = static_cast<double>(uv_hrtime() - start_ns_);
-    const auto wait_ms = static_cast<std::uint64_t>(std::max(1.0, std::ceil((next_ns - now_ns) / 1e6)));
+    const auto wait_ms =
+        static_cast<std::uint64_t>(std::max(1.0, std::ceil((next_ns - now_ns) / 1e6)));
     timer_.start(wait_ms, [this] { release(); });
 }
 

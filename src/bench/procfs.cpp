@@ -77,20 +77,6 @@ double self_cpu_seconds() {
     return seconds(ru.ru_utime) + seconds(ru.ru_stime);
 }
 
-double machine_busy_seconds() {
-    static const double ticks_per_second = static_cast<double>(sysconf(_SC_CLK_TCK));
-    std::ifstream in("/proc/stat");
-    std::string label;
-    // cpu user nice system idle iowait irq softirq steal
-    std::uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
-                  steal = 0;
-    if (!(in >> label >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) ||
-        label != "cpu") {
-        return 0;
-    }
-    return static_cast<double>(user + nice + system + irq + softirq + steal) / ticks_per_second;
-}
-
 std::uint64_t self_rss_kib() {
     std::uint64_t kib = 0;
     read_rss_kib("/proc/self/status", kib);

@@ -14,9 +14,6 @@ struct ProcUsage {
 
 ProcUsage sample_processes(const std::vector<int>& pids);
 double self_cpu_seconds();
-// Busy CPU time of the whole machine (all CPUs, /proc/stat: everything but idle and
-// iowait), to tell how much else ran during a window.
-double machine_busy_seconds();
 std::uint64_t self_rss_kib();
 
 }  // namespace portcullis::bench

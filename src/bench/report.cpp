@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 namespace portcullis::bench {
 namespace {
@@ -78,32 +77,12 @@ void print_failures_text(const FailureCounts& reasons, std::ostream& out) {
 
 }  // namespace
 
-LatencySummary summarize_latencies(std::vector<std::uint64_t> ns) {
-    LatencySummary s;
-    s.count = ns.size();
-    if (ns.empty()) {
-        return s;
-    }
-    std::sort(ns.begin(), ns.end());
-    const auto rank = [&](double p) {
-        const auto index = static_cast<std::size_t>(std::ceil(p * static_cast<double>(ns.size())));
-        return static_cast<double>(ns[std::clamp<std::size_t>(index, 1, ns.size()) - 1]) / 1e6;
-    };
-    s.p50_ms = rank(0.50);
-    s.p90_ms = rank(0.90);
-    s.p99_ms = rank(0.99);
-    s.max_ms = static_cast<double>(ns.back()) / 1e6;
-    s.mean_ms = std::accumulate(ns.begin(), ns.end(), 0.0) / static_cast<double>(ns.size()) / 1e6;
-    return s;
-}
-
 void print_load_text(const Options& o, const LoadReport& r, std::ostream& out) {
     out << fmt::format(
         "portcullis-bench: {} {}:{}  AUTH {}  {} clients  {} msg/conn  {} B/msg  "
         "rate cap {}\n",
-        mode_name(o.mode), o.host, o.port, auth_name(o.auth), o.clients,
-        o.messages_per_connection, o.message_size,
-        o.rate > 0 ? fmt::format("{:.0f}/s", o.rate) : std::string("none"));
+        mode_name(o.mode), o.host, o.port, auth_name(o.auth), o.clients, o.messages_per_connection,
+        o.message_size, o.rate > 0 ? fmt::format("{:.0f}/s", o.rate) : std::string("none"));
     if (!r.tls.empty()) {
         out << "tls         " << r.tls << "\n";
     }
@@ -126,8 +105,7 @@ void print_load_text(const Options& o, const LoadReport& r, std::ostream& out) {
             ratio_or(r.server_cpu_s, double(r.sessions), 1e6, "-"),
             ratio_or(r.server_cpu_s, megabytes(o, r.messages), 1e3, "-"), r.server_rss_kib);
     }
-    out << fmt::format("bench cpu   {:.2f} s   machine busy {:.2f} CPU-s in the window\n",
-                       r.bench_cpu_s, r.machine_busy_s);
+    out << fmt::format("bench cpu   {:.2f} s\n", r.bench_cpu_s);
 }
 
 void print_load_json(const Options& o, const LoadReport& r, std::ostream& out) {
@@ -138,8 +116,7 @@ void print_load_json(const Options& o, const LoadReport& r, std::ostream& out) {
                "\"clients\":{},\"messages_per_connection\":{},\"message_size\":{},"
                "\"rate_cap\":{},\"warmup_s\":{},\"tls\":{},",
                mode_name(o.mode), o.host, o.port, auth_name(o.auth), o.clients,
-               o.messages_per_connection, o.message_size, o.rate, o.warmup_s,
-               json_string(r.tls))
+               o.messages_per_connection, o.message_size, o.rate, o.warmup_s, json_string(r.tls))
         << fmt::format(
                "\"elapsed_s\":{:.4f},\"messages\":{},\"sessions\":{},\"connections\":{},"
                "\"messages_per_s\":{:.2f},\"sessions_per_s\":{:.2f},\"mb_per_s\":{:.3f},",
@@ -166,20 +143,18 @@ void print_load_json(const Options& o, const LoadReport& r, std::ostream& out) {
             ratio_or(r.server_cpu_s, double(r.sessions), 1e6, "null"),
             ratio_or(r.server_cpu_s, mb, 1e3, "null"), r.server_rss_kib);
     }
-    out << fmt::format("\"bench_cpu_s\":{:.3f},\"machine_busy_s\":{:.3f}}}\n", r.bench_cpu_s,
-                       r.machine_busy_s);
+    out << fmt::format("\"bench_cpu_s\":{:.3f}}}\n", r.bench_cpu_s);
 }
 
 void print_idle_text(const Options& o, const IdleReport& r, std::ostream& out) {
     out << fmt::format("portcullis-bench idle: {} {}:{}{}  {} connections requested\n",
                        mode_name(o.mode), o.host, o.port, o.idle_tls ? " (+STARTTLS)" : "",
                        r.requested);
-    out << fmt::format("ready       {} in {:.2f} s, failures {}\n", r.ready, r.setup_s,
-                       r.failures);
+    out << fmt::format("ready       {} in {:.2f} s, failures {}\n", r.ready, r.setup_s, r.failures);
     print_failures_text(r.failure_reasons, out);
     if (r.watched && r.ready > 0) {
-        const double delta = static_cast<double>(r.rss_after_kib) -
-                             static_cast<double>(r.rss_before_kib);
+        const double delta =
+            static_cast<double>(r.rss_after_kib) - static_cast<double>(r.rss_before_kib);
         out << fmt::format("server rss  {} KiB -> {} KiB: {:.2f} KiB per idle connection\n",
                            r.rss_before_kib, r.rss_after_kib, delta / r.ready);
     }
@@ -197,8 +172,8 @@ void print_idle_json(const Options& o, const IdleReport& r, std::ostream& out) {
                json_failures(r.failure_reasons), r.setup_s, json_watch(o.watch_pids),
                json_string(r.tls));
     if (r.watched && r.ready > 0) {
-        const double delta = static_cast<double>(r.rss_after_kib) -
-                             static_cast<double>(r.rss_before_kib);
+        const double delta =
+            static_cast<double>(r.rss_after_kib) - static_cast<double>(r.rss_before_kib);
         out << fmt::format(
             "\"rss_before_kib\":{},\"rss_after_kib\":{},\"rss_per_connection_kib\":{:.3f},",
             r.rss_before_kib, r.rss_after_kib, delta / r.ready);

@@ -8,21 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "bench/latency.hpp"
 #include "bench/options.hpp"
 
 namespace portcullis::bench {
-
-struct LatencySummary {
-    std::uint64_t count = 0;
-    double p50_ms = 0;
-    double p90_ms = 0;
-    double p99_ms = 0;
-    double max_ms = 0;
-    double mean_ms = 0;
-};
-
-// Nearest-rank percentiles of per-message latencies in nanoseconds.
-LatencySummary summarize_latencies(std::vector<std::uint64_t> ns);
 
 using FailureCounts = std::map<std::string, std::uint64_t>;
 
@@ -31,7 +20,7 @@ struct LoadReport {
     double elapsed_s = 0;  // the measured window
     std::uint64_t messages = 0;
     std::uint64_t sessions = 0;
-    std::uint64_t connections = 0;  // connections opened in the window
+    std::uint64_t connections = 0;  // connections that ended in the window
     std::uint64_t failures = 0;
     std::uint64_t warmup_messages = 0;
     std::uint64_t warmup_failures = 0;
@@ -42,7 +31,6 @@ struct LoadReport {
     double server_cpu_s = 0;
     std::uint64_t server_rss_kib = 0;  // at the end of the window
     double bench_cpu_s = 0;
-    double machine_busy_s = 0;  // all processes, all CPUs, during the window
 };
 
 struct IdleReport {

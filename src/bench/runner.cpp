@@ -36,7 +36,8 @@ LoadReport LoadRun::run() {
         pacer_ = std::make_unique<Pacer>(loop_, options_.rate);
     }
     for (unsigned i = 0; i < options_.clients; ++i) {
-        clients_.push_back(std::make_unique<Client>(loop_, setup_, static_cast<ClientEvents&>(*this)));
+        clients_.push_back(
+            std::make_unique<Client>(loop_, setup_, static_cast<ClientEvents&>(*this)));
     }
     for (auto& client : clients_) {
         client->connect();
@@ -49,7 +50,7 @@ LoadReport LoadRun::run() {
     drain_loop(loop_);
     clients_.clear();  // closes their timers
     drain_loop(loop_);
-    report_.latency = summarize_latencies(std::move(latencies_ns_));
+    report_.latency = latencies_.summary();
     return report_;
 }
 
@@ -57,7 +58,6 @@ void LoadRun::begin_window() {
     phase_ = Phase::measure;
     server_start_ = sample_processes(options_.watch_pids);
     bench_cpu_start_ = self_cpu_seconds();
-    machine_busy_start_ = machine_busy_seconds();
     window_start_ns_ = uv_hrtime();
     phase_timer_.start(to_ms(options_.duration_s), [this] { end_window(); });
 }
@@ -70,7 +70,6 @@ void LoadRun::end_window() {
     report_.elapsed_s = seconds_since(window_start_ns_);
     const ProcUsage server_end = sample_processes(options_.watch_pids);
     report_.bench_cpu_s = self_cpu_seconds() - bench_cpu_start_;
-    report_.machine_busy_s = machine_busy_seconds() - machine_busy_start_;
     report_.watched = !options_.watch_pids.empty() && server_start_.alive > 0 &&
                       server_end.alive == server_start_.alive;
     report_.server_cpu_s = server_end.cpu_s - server_start_.cpu_s;
@@ -109,7 +108,7 @@ void LoadRun::on_message(std::uint64_t latency_ns) {
         return;
     }
     ++report_.messages;
-    latencies_ns_.push_back(latency_ns);
+    latencies_.add(latency_ns);
     if (options_.max_messages > 0 && report_.messages >= options_.max_messages) {
         end_window();
     }
@@ -191,7 +190,8 @@ IdleReport IdleRun::run() {
 
 void IdleRun::open_more() {
     while (opened_ < options_.idle && in_progress_ < options_.idle_parallel) {
-        clients_.push_back(std::make_unique<Client>(loop_, setup_, static_cast<ClientEvents&>(*this)));
+        clients_.push_back(
+            std::make_unique<Client>(loop_, setup_, static_cast<ClientEvents&>(*this)));
         ++opened_;
         ++in_progress_;
         clients_.back()->connect();

@@ -46,10 +46,9 @@ class LoadRun final : private ClientEvents {
     net::Timer finish_timer_;
     Phase phase_ = Phase::warmup;
     std::uint64_t window_start_ns_ = 0;
-    std::vector<std::uint64_t> latencies_ns_;
+    LatencyHistogram latencies_;
     ProcUsage server_start_;
     double bench_cpu_start_ = 0;
-    double machine_busy_start_ = 0;
     LoadReport report_;
 };
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <cstdio>
@@ -293,7 +294,11 @@ int healthcheck(const std::filesystem::path& config_file) {
         print_load_error(error);
         return 1;
     }
-    const auto& listener = cfg->listeners.front();
+    // A listener that greets at once; behind PROXY only when there is no other (then the
+    // header says UNKNOWN, which a listener accepts from its trusted_proxies only).
+    const auto direct = std::find_if(cfg->listeners.begin(), cfg->listeners.end(),
+                                     [](const auto& l) { return !l.proxy_protocol; });
+    const auto& listener = direct != cfg->listeners.end() ? *direct : cfg->listeners.front();
     sockaddr_storage ss{};
     std::string host = listener.address.host;
     if (host == "0.0.0.0") {
@@ -315,6 +320,15 @@ int healthcheck(const std::filesystem::path& config_file) {
                   << std::strerror(errno) << "\n";
         ::close(fd);
         return 1;
+    }
+    if (listener.proxy_protocol) {
+        constexpr std::string_view kUnknown = "PROXY UNKNOWN\r\n";
+        if (::write(fd, kUnknown.data(), kUnknown.size()) != static_cast<ssize_t>(kUnknown.size())) {
+            std::cerr << "healthcheck: cannot send a PROXY header to " << listener.address.text()
+                      << "\n";
+            ::close(fd);
+            return 1;
+        }
     }
     tls::SslCtxPtr ctx;
     SSL* ssl = nullptr;

@@ -452,25 +452,35 @@ void ClientSession::verify_credentials(smtp::Credentials credentials,
         return;
     }
     const auth::User* user = snapshot_->users->find(name);
-    std::optional<auth::CredentialCache::Digest> digest;
-    if (user != nullptr && cfg().auth.cache_ttl.count() > 0) {
-        digest = abuse_.credentials.digest(snapshot_->generation, name, user->password_hash,
-                                           credentials.password.view());
-        if (abuse_.credentials.contains(name, *digest)) {
-            finish_verification(true, std::move(name), std::move(mechanism), authzid_ok, true,
-                                std::nullopt);
-            return;
-        }
-    }
     // An unknown user costs the same Argon2id work as a known one.
     std::string hash = user != nullptr ? user->password_hash : auth::dummy_hash(cfg().auth.hashing);
+    // The digest finds the credential cache entry and lets identical logins that
+    // overlap share one Argon2id run.
+    const auth::CredentialCache::Digest digest = abuse_.credentials.digest(
+        snapshot_->generation, name, hash, credentials.password.view());
+    const bool cache = user != nullptr && cfg().auth.cache_ttl.count() > 0;
+    if (cache && abuse_.credentials.contains(name, digest)) {
+        finish_verification(true, std::move(name), std::move(mechanism), authzid_ok, true,
+                            std::nullopt);
+        return;
+    }
+    std::optional<auth::CredentialCache::Digest> remember;
+    if (cache) {
+        remember = digest;
+    }
+    // A quarter of the verification queue is kept for addresses that logged in
+    // recently, so that a flood of guesses from elsewhere does not lock them out.
+    const std::uint64_t max_pending = cfg().auth.max_pending_verifications;
+    const std::uint64_t limit =
+        abuse_.logins.known_good(client_ip_) ? max_pending : max_pending - max_pending / 4;
     wait_ = Wait::auth_verify;
-    verification_ = auth::PendingVerification::start(
-        abuse_.hashing(cfg().auth.hash_threads), cfg().auth.max_pending_verifications,
-        host_.loop(), std::move(hash), std::move(credentials.password),
-        [this, name, authzid_ok, mechanism, digest](bool matched) {
-            finish_verification(matched, name, mechanism, authzid_ok, false, digest);
-        });
+    verification_ = abuse_.verifier(cfg().auth.hash_threads)
+                        .start(host_.loop(), limit, std::move(hash),
+                               std::move(credentials.password), &digest,
+                               [this, name, authzid_ok, mechanism, remember](bool matched) {
+                                   finish_verification(matched, name, mechanism, authzid_ok,
+                                                       false, remember);
+                               });
     if (!verification_) {
         wait_ = Wait::none;
         ops::log(LogLevel::warn, "auth",

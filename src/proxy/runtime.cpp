@@ -27,10 +27,10 @@ std::shared_ptr<const Snapshot> load_snapshot(const std::filesystem::path& confi
     return snapshot;
 }
 
-auth::HashPool& AbuseControl::hashing(unsigned threads) {
-    std::call_once(hashing_started_,
-                   [&] { hashing_ = std::make_unique<auth::HashPool>(threads); });
-    return *hashing_;
+auth::Verifier& AbuseControl::verifier(unsigned threads) {
+    std::call_once(verifier_started_,
+                   [&] { verifier_ = std::make_unique<auth::Verifier>(threads); });
+    return *verifier_;
 }
 
 ConnectionSlot& ConnectionSlot::operator=(ConnectionSlot&& other) noexcept {

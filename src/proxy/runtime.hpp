@@ -13,9 +13,9 @@
 #include <utility>
 
 #include "auth/credential_cache.hpp"
-#include "auth/hash_pool.hpp"
 #include "auth/login_guard.hpp"
 #include "auth/users.hpp"
+#include "auth/verifier.hpp"
 #include "config/config.hpp"
 #include "proxy/backends.hpp"
 #include "policy/rate_limiter.hpp"
@@ -99,14 +99,14 @@ class AbuseControl {
         : clock_(clock), rates(clock), logins(clock), credentials(clock) {}
 
     const util::Clock& clock() const { return clock_; }
-    // The Argon2id pool, started on first use with [auth] hash_threads of that moment
-    // (a reload does not change the thread count).
-    auth::HashPool& hashing(unsigned threads);
+    // The Argon2id verifier, started on first use with [auth] hash_threads of that
+    // moment (a reload does not change the thread count).
+    auth::Verifier& verifier(unsigned threads);
 
   private:
     const util::Clock& clock_;
-    std::once_flag hashing_started_;
-    std::unique_ptr<auth::HashPool> hashing_;
+    std::once_flag verifier_started_;
+    std::unique_ptr<auth::Verifier> verifier_;
 
   public:
     policy::RateLimiter rates;

@@ -120,6 +120,9 @@ ProxyParseResult parse_v1(std::string_view buffer) {
     for (std::size_t i = 0; i < limit; ++i) {
         const auto c = static_cast<unsigned char>(buffer[i]);
         if (c == '\r') {
+            if (i + 2 > kProxyV1MaxLength) {
+                return error("PROXY v1: header longer than 107 bytes");
+            }
             if (i + 1 == buffer.size()) {
                 return need_more();
             }

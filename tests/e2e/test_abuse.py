@@ -286,10 +286,12 @@ def test_password_spraying_locks_the_network(fx):
 # ------------------------------------------------------------------- 3. hashing load
 
 def test_hashing_load_cap_answers_454_at_once(fx):
+    # expensive hashes (alice's and the dummy one for unknown users) and room for one
+    # verification only
+    fx.write_config({"auth": {"max_pending_verifications": 1, "hash_threads": 1,
+                              "cache_ttl": "0s", "hash_iterations": 6, "hash_memory": "64MiB"}})
     fx.add_user(ALICE)
-    # an expensive dummy hash (unknown users) and room for one verification only
-    fx.start({"auth": {"max_pending_verifications": 1, "hash_threads": 1, "cache_ttl": "0s",
-                       "hash_iterations": 6, "hash_memory": "64MiB"}})
+    fx.start()
     dialogs = []
     for i in range(4):
         d = fx.connect("none", source="127.0.0.%d" % (80 + i))
@@ -307,6 +309,42 @@ def test_hashing_load_cap_answers_454_at_once(fx):
     check(len(busy) == codes.count(454), "busy events %r for codes %r" % (busy, codes))
     # 454 is not a failed password: it counts towards no lockout
     check(lockouts(fx) == [], "lockout after 454s: %r" % lockouts(fx))
+    # the same credentials at the same time share one verification: an application
+    # opening many connections at once is not turned away
+    same = []
+    for i in range(4):
+        d = fx.connect("none", source="127.0.0.%d" % (90 + i))
+        d.ehlo()
+        same.append(d)
+    for d in same:
+        d.send("AUTH PLAIN %s\r\n" % plain_blob(ALICE, PASSWORD))
+    codes = [d.reply().code for d in same]
+    check(codes == [235] * 4, "identical logins at once got %r" % codes)
+
+
+def test_hashing_queue_keeps_room_for_known_addresses(fx):
+    fx.write_config({"auth": {"max_pending_verifications": 4, "hash_threads": 1,
+                              "cache_ttl": "0s", "hash_iterations": 6, "hash_memory": "64MiB"}})
+    fx.add_user(ALICE)
+    fx.start()
+    known = "127.0.0.70"
+    auth_once(fx, ALICE, PASSWORD, source=known)[0].expect(235)  # now a known address
+    strangers = []
+    for i in range(5):
+        d = fx.connect("none", source="127.0.0.%d" % (71 + i))
+        d.ehlo()
+        strangers.append(d)
+    good = fx.connect("none", source=known)
+    good.ehlo()
+    wrong = fx.secret(WRONG)
+    for i, d in enumerate(strangers[:4]):  # strangers may fill 3 of the 4 places
+        d.send("AUTH PLAIN %s\r\n" % plain_blob("nobody%d@example.com" % i, wrong))
+    good.send("AUTH PLAIN %s\r\n" % plain_blob(ALICE, PASSWORD))  # the 4th is kept for it
+    strangers[4].send("AUTH PLAIN %s\r\n" % plain_blob("nobody9@example.com", wrong))
+    codes = sorted(d.reply().code for d in strangers[:4])
+    check(codes == [454, 535, 535, 535], "strangers got %r" % codes)
+    good.reply().expect(235)
+    strangers[4].reply().expect(454, "4.7.0")
 
 
 # ------------------------------------------------------------------- credential cache
@@ -440,13 +478,22 @@ def test_recipients_per_message_swaks(fx):
     out = p.stdout + p.stderr
     check("452 4.5.3" in out, "swaks did not see 452 4.5.3:\n%s" % out[-2000:])
     raw = fx.backend_raw()
-    check(b"r3@example.net" not in raw, "the third recipient reached the backend")
+    check(b"RCPT TO:<r2@example.net>" in raw, "the second recipient never reached the backend")
+    check(b"RCPT TO:<r3@example.net>" not in raw, "the third recipient reached the backend")
 
 
 def test_oversized_stream_is_never_delivered(fx):
     fx.add_user(ALICE)
     fx.start({"limits": {"message_size": "32KiB"}})
     c = fx.smtp("none", login=(ALICE, PASSWORD))
+    # smtplib declares SIZE= since the gateway offers it: refused at MAIL
+    try:
+        c.sendmail(ALICE, ["someone@example.net"], body(100_000, "declared"))
+        check(False, "an oversized declared message was accepted")
+    except smtplib.SMTPSenderRefused as e:
+        check(e.smtp_code == 552 and e.smtp_error.startswith(b"5.3.4"), "got %r" % (e,))
+    # without SIZE= the message streams and is cut off before its end: nothing delivered
+    c.esmtp_features.pop("size", None)
     try:
         c.sendmail(ALICE, ["someone@example.net"], body(100_000, "huge"))
         check(False, "an oversized message was accepted")
@@ -456,7 +503,9 @@ def test_oversized_stream_is_never_delivered(fx):
     fx.message(1)
     msgs = fx.messages()
     check(len(msgs) == 1 and b"small" in msgs[1], "backend stored %r" % sorted(msgs))
-    check(fx.backend_raw().count(b"\r\n.\r\n") == 1, "end of data sent for the oversized one")
+    raw = fx.backend_raw()
+    check(b"Subject: declared" not in raw, "the declared-oversized message reached the backend")
+    check(raw.count(b"\r\n.\r\n") == 1, "end of data sent for the oversized one")
 
 
 # ----------------------------------------------------------------- 7. header From

@@ -263,3 +263,21 @@ def test_listener_proxy_limits_use_the_carried_address(fx):
     check(refused[0]["client"] == "203.0.113.1", "connection.refused: %r" % refused)
     for d in (a, b):
         d.cmd("QUIT").expect(221)
+
+
+def test_healthcheck_through_a_proxy_listener(fx):
+    port, overrides = _with_proxy_listener(fx)
+    fx.start(overrides)
+    # a config whose only listener is the proxy one: healthcheck sends PROXY UNKNOWN
+    import copy
+    only_proxy = copy.deepcopy(fx.config)
+    only_proxy["listener"] = [l for l in only_proxy["listener"] if l.get("proxy_protocol")]
+    path = os.path.join(fx.dir, "only-proxy.toml")
+    from harness import to_toml
+    with open(path, "w") as f:
+        f.write(to_toml(only_proxy))
+    p = fx.cli("healthcheck", "--config", path)
+    check(p.returncode == 0 and ":%d" % port in p.stdout, "healthcheck: %d %r %r"
+          % (p.returncode, p.stdout, p.stderr))
+    ev = fx.wait_event("connect", lambda e: e.get("proxy") == "127.0.0.1")
+    check(ev[0]["client"] == "127.0.0.1", "PROXY UNKNOWN keeps the peer's address: %r" % ev)

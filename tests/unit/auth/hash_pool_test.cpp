@@ -10,6 +10,9 @@
 #include "auth/password.hpp"
 #include "auth/verifier.hpp"
 
+#include <memory>
+#include <vector>
+
 using namespace portcullis;
 
 namespace {
@@ -73,42 +76,82 @@ TEST_CASE("a verification reports back on its loop; a full pool refuses at once"
     const std::string hash = auth::hash_password("correct horse battery", cheap);
     Gate gate;
     {
-        auth::HashPool pool(1);
-        REQUIRE(pool.submit([&] { gate.wait(); }, 2));  // occupies the only thread
+        auth::Verifier verifier(1);
+        REQUIRE(verifier.pool().submit([&] { gate.wait(); }, 2));  // holds the only thread
         gate.wait_for_waiters(1);
         int calls = 0;
         bool result = false;
-        auto ok = auth::PendingVerification::start(pool, 2, &loop, hash,
-                                                   SecureString("correct horse battery"),
-                                                   [&](bool matched) {
-                                                       ++calls;
-                                                       result = matched;
-                                                   });
+        auto ok = verifier.start(&loop, 2, hash, SecureString("correct horse battery"), nullptr,
+                                 [&](bool matched) {
+                                     ++calls;
+                                     result = matched;
+                                 });
         REQUIRE(ok);
-        auto refused = auth::PendingVerification::start(pool, 2, &loop, hash,
-                                                        SecureString("wrong"),
-                                                        [&](bool) { ++calls; });
+        CHECK(verifier.pending() == 2);
+        auto refused = verifier.start(&loop, 2, hash, SecureString("wrong"), nullptr,
+                                      [&](bool) { ++calls; });
         CHECK_FALSE(refused);
         gate.open();
         uv_run(&loop, UV_RUN_DEFAULT);  // until the verification's async handle closes
         CHECK(calls == 1);
         CHECK(result);
-        auto wrong = auth::PendingVerification::start(pool, 2, &loop, hash, SecureString("wrong"),
-                                                      [&](bool matched) {
-                                                          ++calls;
-                                                          result = matched;
-                                                      });
+        auto wrong = verifier.start(&loop, 2, hash, SecureString("wrong"), nullptr,
+                                    [&](bool matched) {
+                                        ++calls;
+                                        result = matched;
+                                    });
         REQUIRE(wrong);
         uv_run(&loop, UV_RUN_DEFAULT);
         CHECK(calls == 2);
         CHECK_FALSE(result);
         // a detached verification still runs but never calls back
-        auto detached = auth::PendingVerification::start(
-            pool, 2, &loop, hash, SecureString("correct horse battery"), [&](bool) { ++calls; });
+        auto detached = verifier.start(&loop, 2, hash, SecureString("correct horse battery"),
+                                       nullptr, [&](bool) { ++calls; });
         REQUIRE(detached);
         detached.reset();
         uv_run(&loop, UV_RUN_DEFAULT);
         CHECK(calls == 2);
+    }
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("overlapping verifications with the same key share one run", "[auth][hashpool]") {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    const config::PasswordHashing cheap{1, 8192};
+    const std::string hash = auth::hash_password("correct horse battery", cheap);
+    Gate gate;
+    {
+        auth::Verifier verifier(1);
+        REQUIRE(verifier.pool().submit([&] { gate.wait(); }, 2));
+        gate.wait_for_waiters(1);
+        const auth::Verifier::Key same{1, 2, 3};
+        const auth::Verifier::Key other{9};
+        std::vector<bool> results;
+        std::vector<std::unique_ptr<auth::PendingVerification>> waits;
+        for (int i = 0; i < 5; ++i) {
+            waits.push_back(verifier.start(&loop, 2, hash, SecureString("correct horse battery"),
+                                           &same, [&](bool m) { results.push_back(m); }));
+            REQUIRE(waits.back());
+        }
+        CHECK(verifier.pending() == 2);  // the gate and one Argon2id run for all five
+        // the pool is full: a different key is refused, the same key still joins
+        CHECK_FALSE(verifier.start(&loop, 2, hash, SecureString("x"), &other, [](bool) {}));
+        waits.push_back(verifier.start(&loop, 2, hash, SecureString("ignored: joins"), &same,
+                                       [&](bool m) { results.push_back(m); }));
+        CHECK(waits.back());
+        // one of them leaves; the others still get the answer
+        waits[2].reset();
+        gate.open();
+        uv_run(&loop, UV_RUN_DEFAULT);
+        CHECK(results == std::vector<bool>{true, true, true, true, true});
+        // once finished, the key starts a new run
+        bool again = false;
+        auto next = verifier.start(&loop, 1, hash, SecureString("wrong"), &same,
+                                   [&](bool m) { again = !m; });
+        REQUIRE(next);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        CHECK(again);
     }
     CHECK(uv_loop_close(&loop) == 0);
 }

@@ -87,6 +87,9 @@ TEST_CASE("PROXY v1 is strict", "[smtp][proxy]") {
     CHECK(parse_proxy_header(long_line.substr(0, 106)).status == Status::need_more);
     CHECK(parse_proxy_header(long_line.substr(0, 105) + "\r\n").status == Status::header);
     CHECK(parse_proxy_header(long_line.substr(0, 106) + "\r\n").status == Status::error);
+    // A CR in the last allowed position can never be followed by a LF in time.
+    CHECK(parse_proxy_header(long_line.substr(0, 106) + "\r").status == Status::error);
+    CHECK(parse_proxy_header(long_line.substr(0, 105) + "\r").status == Status::need_more);
     // An early wrong byte fails at once.
     CHECK(parse_proxy_header("PX").status == Status::error);
     CHECK(parse_proxy_header("H").status == Status::error);
