@@ -20,7 +20,10 @@
 #
 # Usage: bench/compare.sh [--rounds N] [--duration S] [--warmup S] [--idle N]
 #                         [--scenarios "a b c d e"] [--out DIR] [--build-dir DIR]
-#                         [--portcullis BINARY] [--port-base P] [--no-install]
+#                         [--portcullis BINARY] [--port-base P] [--no-install] [--profile]
+# --profile: instead of the table, run scenario a once per server and report system
+#   calls per message (perf stat), delayed ACKs (nstat), and for Portcullis a perf
+#   profile (top functions, self and inclusive) into OUT/profile.txt.
 # Must run as root (installs packages, nginx workers run as www-data). Everything listens
 # on 127.0.0.1 only. Defaults: 3 rounds of 6 s windows after 2 s warmup (about 5 minutes).
 set -euo pipefail
@@ -36,6 +39,7 @@ BUILD_DIR="$ROOT/build-bench"
 PORTCULLIS_BIN=""
 PORT_BASE=27000
 INSTALL=1
+PROFILE=0
 
 usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
@@ -51,6 +55,7 @@ while [ $# -gt 0 ]; do
         --portcullis) PORTCULLIS_BIN=$2; shift 2 ;;
         --port-base) PORT_BASE=$2; shift 2 ;;
         --no-install) INSTALL=0; shift ;;
+        --profile) PROFILE=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
     esac
@@ -60,7 +65,9 @@ log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (installs packages, starts nginx)"
-[ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 9 ] || die "--rounds must be 1..9"
+if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 9 ]; then
+    die "--rounds must be 1..9"
+fi
 
 SINK_PORT=$((PORT_BASE + 25))
 NGINX_HTTP_PORT=$((PORT_BASE + 80))
@@ -77,6 +84,8 @@ install_packages() {
     [ -f /usr/lib/nginx/modules/ngx_mail_module.so ] || need+=(libnginx-mod-mail)
     command -v smtp-sink >/dev/null || need+=(postfix)
     command -v openssl >/dev/null || need+=(openssl)
+    [ "$PROFILE" = 0 ] || command -v perf >/dev/null || need+=(linux-perf)
+    [ "$PROFILE" = 0 ] || command -v nstat >/dev/null || need+=(iproute2)
     if [ ${#need[@]} -eq 0 ]; then
         return
     fi
@@ -171,12 +180,13 @@ build_tools() {
     ninja -C "$BUILD_DIR" "${targets[@]}" >"$OUT/build.log" 2>&1 ||
         die "build failed, see $OUT/build.log"
     # Run private copies, so a rebuild during the run cannot change what is measured.
-    cp "$BENCH" "$OUT/portcullis-bench"
-    BENCH="$OUT/portcullis-bench"
+    mkdir -p "$OUT/bin"
+    cp "$BENCH" "$OUT/bin/portcullis-bench"
+    BENCH="$OUT/bin/portcullis-bench"
     [ -x "$PORTCULLIS_BIN" ] || die "no portcullis binary at $PORTCULLIS_BIN"
     PORTCULLIS_SOURCE=$(cd "$(dirname "$PORTCULLIS_BIN")" && pwd)/$(basename "$PORTCULLIS_BIN")
-    cp "$PORTCULLIS_SOURCE" "$OUT/portcullis"
-    PORTCULLIS_BIN="$OUT/portcullis"
+    cp "$PORTCULLIS_SOURCE" "$OUT/bin/portcullis"
+    PORTCULLIS_BIN="$OUT/bin/portcullis"
 }
 
 make_certificate() {
@@ -374,8 +384,9 @@ start_portcullis() {
     done
     "$PORTCULLIS_BIN" serve --config "$PC_CONFIG" >>"$OUT/portcullis/portcullis.log" 2>&1 &
     SERVER_MAIN_PID=$!
-    wait_for_port "$PC_IMPLICIT_PORT" 10 && wait_for_port "$PC_STARTTLS_PORT" 10 ||
+    if ! wait_for_port "$PC_IMPLICIT_PORT" 10 || ! wait_for_port "$PC_STARTTLS_PORT" 10; then
         die "portcullis did not start: $(tail -5 "$OUT/portcullis/portcullis.log")"
+    fi
     SERVER_PIDS="$SERVER_MAIN_PID"  # one process; /proc/PID/stat covers all its threads
 }
 
@@ -512,6 +523,7 @@ start_sink
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
+    # shellcheck disable=SC1091
     echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //') with $(dpkg-query -W -f '${Package} ${Version}' libnginx-mod-mail), $(dpkg-query -W -f 'libssl3 ${Version}' libssl3 2>/dev/null)"
     echo "portcullis: copy of $PORTCULLIS_SOURCE ($("$PORTCULLIS_BIN" --version 2>/dev/null || echo "version unknown"); repo at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)), workers 2$PC_OPTIONAL"
@@ -519,6 +531,118 @@ start_sink
     echo "settings: $ROUNDS rounds, ${DURATION} s windows after ${WARMUP} s warmup, idle N = $IDLE, ulimit -n $(ulimit -n)"
 } >"$OUT/environment.txt"
 cat "$OUT/environment.txt" >&2
+
+# ---------------------------------------------------------------- profile mode
+
+SYSCALLS="read write writev readv recvfrom sendto recvmsg sendmsg epoll_wait epoll_ctl"
+
+# Scenario a against the running server; perf stat on its processes for PERF_S seconds
+# in the middle of the window, then (Portcullis only) perf record for as long again.
+profile_server() {  # SERVER
+    local server=$1 perf_s=$((DURATION / 2 > 2 ? DURATION / 2 : 2)) events p pidlist
+    events="raw_syscalls:sys_enter"
+    for p in $SYSCALLS; do events="$events,syscalls:sys_enter_$p"; done
+    # shellcheck disable=SC2086
+    pidlist=$(echo $SERVER_PIDS | tr ' ' ',')
+    # shellcheck disable=SC2046
+    PORTCULLIS_BENCH_PASSWORD="$BENCH_PASSWORD" "$BENCH" --json --mode starttls --auth plain \
+        --target "127.0.0.1:$(server_port "$server" starttls)" --user "$BENCH_USER" \
+        --clients 50 --messages-per-connection 100 --size 1KiB --warmup "$WARMUP" \
+        --duration $((perf_s * 2 + 2)) $(watch_args) >"$OUT/profile-$server.json" &
+    local bench_pid=$!
+    sleep "$((WARMUP + 1))"
+    nstat -n >/dev/null 2>&1 || true
+    perf stat -e "$events" -p "$pidlist" -o "$OUT/perf-stat-$server.txt" -- sleep "$perf_s" \
+        2>>"$OUT/perf.log" || die "perf stat failed, see $OUT/perf.log"
+    nstat 2>/dev/null | grep -E "DelayedACKs |TcpOutSegs |TcpInSegs " >"$OUT/nstat-$server.txt" ||
+        true
+    if [ "$server" = portcullis ]; then
+        perf record -F 499 --call-graph dwarf,16384 -p "$SERVER_MAIN_PID" \
+            -o "$OUT/perf-portcullis.data" -- sleep "$perf_s" >>"$OUT/perf.log" 2>&1 ||
+            die "perf record failed, see $OUT/perf.log"
+    fi
+    wait "$bench_pid" || true
+    # The same at half the rate just measured, paced: latency and delayed ACKs.
+    local rate
+    rate=$(python3 -c 'import json,sys; print(max(1, int(json.load(open(sys.argv[1]))["messages_per_s"] / 2)))' \
+        "$OUT/profile-$server.json")
+    nstat -n >/dev/null 2>&1 || true
+    # shellcheck disable=SC2046
+    PORTCULLIS_BENCH_PASSWORD="$BENCH_PASSWORD" "$BENCH" --json --mode starttls --auth plain \
+        --target "127.0.0.1:$(server_port "$server" starttls)" --user "$BENCH_USER" \
+        --clients 50 --messages-per-connection 100 --size 1KiB --warmup 0 --rate "$rate" \
+        --duration "$perf_s" $(watch_args) >"$OUT/profile-paced-$server.json" || true
+    nstat 2>/dev/null | grep -E "DelayedACKs " >"$OUT/nstat-paced-$server.txt" || true
+}
+
+profile_report() {
+    python3 - "$OUT" "$SYSCALLS" <<'PY'
+import json, re, sys
+out, names = sys.argv[1], sys.argv[2].split()
+print("System calls per message, scenario a (count over the perf stat window / "
+      "(bench rate x window)); TCP counters over the same window (nstat):")
+print("%-28s %10s %12s" % ("", "nginx", "portcullis"))
+rows = {}
+for server in ("nginx", "portcullis"):
+    r = json.load(open("%s/profile-%s.json" % (out, server)))
+    text = open("%s/perf-stat-%s.txt" % (out, server)).read()
+    secs = float(re.search(r"([\d.]+) seconds time elapsed", text).group(1))
+    msgs = r["messages_per_s"] * secs
+    rows.setdefault("messages/s", {})[server] = r["messages_per_s"]
+    rows.setdefault("cpu us/message", {})[server] = r.get("server_cpu_us_per_message")
+    for m in re.finditer(r"^\s*([\d,]+)\s+(?:raw_)?syscalls:sys_enter_?(\w*)", text, re.M):
+        name = m.group(2) or "all syscalls"
+        rows.setdefault(name, {})[server] = int(m.group(1).replace(",", "")) / msgs
+    for line in open("%s/nstat-%s.txt" % (out, server)):
+        k, v = line.split()[:2]
+        rows.setdefault(k.replace("TcpExt", "").replace("Tcp", "") + " /message", {})[server] = int(v) / msgs
+for server in ("nginx", "portcullis"):
+    r = json.load(open("%s/profile-paced-%s.json" % (out, server)))
+    rows.setdefault("paced: offered msg/s", {})[server] = r["rate_cap"]
+    for p in ("p50", "p90", "p99", "max"):
+        rows.setdefault("paced: %s latency ms" % p, {})[server] = r["latency_ms"][p]
+    delayed = 0
+    for line in open("%s/nstat-paced-%s.txt" % (out, server)):
+        delayed += int(line.split()[1])
+    rows.setdefault("paced: DelayedACKs /message", {})[server] = delayed / max(1, r["messages"])
+for k, v in rows.items():
+    if any(v.get(s) for s in ("nginx", "portcullis")):
+        print("%-28s %10s %12s" % (k, *("%.2f" % v[s] if v.get(s) is not None else "-"
+                                         for s in ("nginx", "portcullis"))))
+PY
+    echo
+    echo "Portcullis, scenario a: where the CPU goes by library (perf, self time):"
+    perf_top 8 --no-children --sort dso
+    echo
+    echo "Portcullis, scenario a: top functions, inclusive (children) time, user space:"
+    perf_top 80 --children --sort symbol | grep -v '\[k\]' | head -25 || true
+    echo
+    echo "Portcullis, scenario a: top functions, self time:"
+    perf_top 20 --no-children --sort dso,symbol
+}
+
+# The first N lines of a perf report of the Portcullis profile (head ends the pipe early,
+# which is expected: no pipefail here).
+perf_top() {  # N PERF-REPORT-OPTIONS...
+    local n=$1
+    shift
+    (
+        set +o pipefail
+        perf report -i "$OUT/perf-portcullis.data" --stdio -g none "$@" 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | grep -v -E ' 0x0000|0xffffffffffffffff' |
+            sed -E 's/ +$//; s/ {2,}- +-$//' | head -"$n"
+    )
+}
+
+if [ "$PROFILE" = 1 ]; then
+    command -v perf >/dev/null || die "--profile needs perf (Debian package linux-perf)"
+    for server in nginx portcullis; do
+        log "profiling scenario a against $server"
+        with_server "$server" profile_server "$server"
+    done
+    profile_report | tee "$OUT/profile.txt"
+    exit 0
+fi
 
 for round in $(seq 1 "$ROUNDS"); do
     # Alternate who goes first so slow drift (thermal, other load) hits both alike.

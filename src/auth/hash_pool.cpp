@@ -17,7 +17,10 @@ constexpr int kHashingNice = 10;
 
 HashPool::HashPool(unsigned threads) {
     if (threads == 0) {
-        threads = std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
+        // One CPU is left to the event loops: hashing that fills every CPU delays
+        // replies to clients by whole scheduler ticks, however low its priority.
+        const unsigned cpus = std::thread::hardware_concurrency();
+        threads = std::clamp(cpus > 1 ? cpus - 1 : 1u, 1u, kMaxDefaultThreads);
     }
     for (unsigned i = 0; i < threads; ++i) {
         threads_.emplace_back([this] { run(); });

@@ -20,7 +20,8 @@ namespace portcullis::auth {
 
 class HashPool {
   public:
-    // `threads` 0 = one per CPU, at most 8 (each running Argon2id holds its memory).
+    // `threads` 0 = one per CPU but one, at least 1 and at most 8 (each running Argon2id
+    // holds its memory).
     explicit HashPool(unsigned threads);
     // Runs every job already accepted, then joins the threads.
     ~HashPool();

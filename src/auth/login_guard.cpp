@@ -193,6 +193,16 @@ std::vector<LockoutStarted> LoginGuard::record_failure(std::string_view ip, std:
     return started;
 }
 
+std::vector<LockoutStarted> LoginGuard::record_busy(std::string_view ip,
+                                                    const GuardSettings& s) {
+    const TimePoint now = clock_.now();
+    const std::string address = address_key(ip);
+    if (exempt(address, now)) {
+        return {};
+    }
+    return count(addresses_, LockScope::address, address, s, now);
+}
+
 bool LoginGuard::known_good(std::string_view ip) const {
     return exempt(address_key(ip), clock_.now());
 }

@@ -5,6 +5,8 @@
 //     as its /64, which one host usually owns whole) or for one user name within 10
 //     minutes lock that address or name out for `lockout`. Counted over an exact
 //     sliding window (the last N failure times), so "10/10m" means exactly that.
+//   - An AUTH turned away with 454 because the hashing queue was full counts as a
+//     failure of the address (not of the user name), unless the address is known good.
 //   - spray_max_users "20/1h": 20 distinct user names failing from one /24 (IPv6 /48)
 //     within an hour lock the whole network out for `spray_lockout`, the way Mailu
 //     does. An address with a successful login within `spray_exemption` is exempt
@@ -60,6 +62,10 @@ class LoginGuard {
     // nothing and does not prolong it.
     std::vector<LockoutStarted> record_failure(std::string_view ip, std::string_view user,
                                                const GuardSettings& s);
+    // Counts an attempt turned away because too many verifications were pending (454)
+    // against the address alone, unless it is known_good(): a bot hammering AUTH
+    // while the hashing queue is full is locked out like one that guesses wrong.
+    std::vector<LockoutStarted> record_busy(std::string_view ip, const GuardSettings& s);
     // Remembers a successful login from `ip`, exempting it from network lockouts.
     void record_success(std::string_view ip, const GuardSettings& s);
     // True when `ip` logged in successfully within spray_exemption.

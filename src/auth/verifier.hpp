@@ -29,7 +29,7 @@ class Verifier {
     using Key = std::array<unsigned char, 32>;
     using Done = std::function<void(bool matched)>;
 
-    // `threads` for the HashPool (0 = one per CPU, at most 8).
+    // `threads` for the HashPool (0 = one per CPU but one, at least 1, at most 8).
     explicit Verifier(unsigned threads);
     Verifier(const Verifier&) = delete;
     Verifier& operator=(const Verifier&) = delete;

@@ -301,9 +301,15 @@ void Client::advance(Expect e, const smtp::BackendReply& reply) {
         case Expect::auth:
             return next_message();
         case Expect::mail:
-            return pipelining_ ? void() : send_expecting(s.rcpt, Expect::rcpt);
+            if (!pipelining_) {
+                send_expecting(s.rcpt, Expect::rcpt);
+            }
+            return;
         case Expect::rcpt:
-            return pipelining_ ? void() : send_expecting(s.data, Expect::data);
+            if (!pipelining_) {
+                send_expecting(s.data, Expect::data);
+            }
+            return;
         case Expect::data:
             return send_expecting(s.body, Expect::dot);
         case Expect::dot:
@@ -399,7 +405,7 @@ void Client::start_message() {
     const Script& s = *setup_.script;
     message_started_ns_ = uv_hrtime();
     if (pipelining_) {
-        send(s.mail + s.rcpt + s.data);
+        send(s.transaction);
         expect(Expect::mail);
         expect(Expect::rcpt);
         expect(Expect::data);

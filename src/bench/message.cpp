@@ -95,6 +95,7 @@ Script make_script(const Options& o) {
     }
     s.mail = "MAIL FROM:<" + o.from + ">\r\n";
     s.rcpt = "RCPT TO:<" + o.to + ">\r\n";
+    s.transaction = s.mail + s.rcpt + s.data;
     s.message_size = o.message_size;
     s.body = dot_stuff(make_message(o.message_size, o.from, o.to));
     return s;

@@ -20,7 +20,8 @@ struct Script {
     std::string mail;
     std::string rcpt;
     std::string data = "DATA\r\n";
-    std::string body;  // dot-stuffed message followed by ".\r\n"
+    std::string transaction;  // MAIL, RCPT and DATA in one write (PIPELINING)
+    std::string body;         // dot-stuffed message followed by ".\r\n"
     std::string quit = "QUIT\r\n";
     std::uint64_t message_size = 0;  // content bytes before dot-stuffing
 };

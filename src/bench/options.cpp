@@ -120,12 +120,13 @@ void add_connection_options(CLI::App& app, Options& o, RawOptions& raw) {
             std::map<std::string, Mode>{
                 {"plain", Mode::plain}, {"starttls", Mode::starttls}, {"implicit", Mode::implicit}},
             CLI::ignore_case))
-        ->capture_default_str();
+        ->option_text("plain|starttls|implicit (default starttls)");
     app.add_option("--auth,-a", o.auth, "none | plain | login")
         ->transform(CLI::CheckedTransformer(
             std::map<std::string, AuthMech>{
                 {"none", AuthMech::none}, {"plain", AuthMech::plain}, {"login", AuthMech::login}},
-            CLI::ignore_case));
+            CLI::ignore_case))
+        ->option_text("none|plain|login (default plain with --user, else none)");
     app.add_option("--user,-u", o.user, "login name");
     app.add_option(
         "--password", o.password,

@@ -20,7 +20,7 @@
 //   spray_lockout = "1h"        # ...that network is locked out this long
 //   spray_exemption = "1d"      # addresses that logged in this recently are exempt
 //   max_pending_verifications = 16  # Argon2id running or queued; past it 454 4.7.0
-//   hash_threads = 0            # Argon2id threads; 0 = one per CPU, at most 8
+//   hash_threads = 0            # Argon2id threads; 0 = CPUs - 1 (at least 1, at most 8)
 //
 //   [limits]
 //   preauth_timeout = "30s"     # connect to successful AUTH

@@ -118,7 +118,7 @@ struct AuthConfig {
     Duration spray_exemption = std::chrono::hours(24);
     Duration cache_ttl = std::chrono::minutes(5);  // verified-credential cache; 0 = off
     std::uint64_t max_pending_verifications = 16;  // Argon2id running or queued
-    unsigned hash_threads = 0;                     // 0 = one per CPU, at most 8
+    unsigned hash_threads = 0;  // 0 = one per CPU but one (at least 1, at most 8)
 };
 
 struct LimitsConfig {

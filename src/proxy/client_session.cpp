@@ -490,6 +490,7 @@ void ClientSession::verify_credentials(smtp::Credentials credentials,
                   {"mechanism", mechanism},
                   {"result", "busy"},
                   {"reason", "too many password verifications pending"}});
+        log_lockouts(abuse_.logins.record_busy(client_ip_, auth::GuardSettings::from(cfg().auth)));
         reply(ReplyId::auth_busy);
     }
 }
@@ -540,6 +541,19 @@ void ClientSession::finish_verification(bool matched, std::string name, std::str
     process_input();
 }
 
+// Each lockout is logged once, by the session whose attempt started it.
+void ClientSession::log_lockouts(const std::vector<auth::LockoutStarted>& started) {
+    for (const auto& lockout : started) {
+        ops::log(LogLevel::warn, "auth.lockout",
+                 {{"session", id_},
+                  {"client", client_ip_},
+                  {"scope", auth::scope_name(lockout.scope)},
+                  {"key", lockout.key},
+                  {"failures", lockout.failures},
+                  {"duration_ms", ms(lockout.duration)}});
+    }
+}
+
 // Logs the failure, counts it towards lockouts when `counted` (a refusal because of a
 // running lockout is not), and answers 535 after failure_delay.
 void ClientSession::fail_auth(const std::string& name, const std::string& mechanism,
@@ -552,17 +566,8 @@ void ClientSession::fail_auth(const std::string& name, const std::string& mechan
               {"result", "failure"},
               {"reason", reason}});
     if (counted) {
-        const auto started =
-            abuse_.logins.record_failure(client_ip_, name, auth::GuardSettings::from(cfg().auth));
-        for (const auto& lockout : started) {
-            ops::log(LogLevel::warn, "auth.lockout",
-                     {{"session", id_},
-                      {"client", client_ip_},
-                      {"scope", auth::scope_name(lockout.scope)},
-                      {"key", lockout.key},
-                      {"failures", lockout.failures},
-                      {"duration_ms", ms(lockout.duration)}});
-        }
+        log_lockouts(
+            abuse_.logins.record_failure(client_ip_, name, auth::GuardSettings::from(cfg().auth)));
     }
     wait_ = Wait::auth_delay;
     auth_timer_.start(ms(cfg().auth.failure_delay), [this] {

@@ -126,6 +126,7 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
                              std::optional<auth::CredentialCache::Digest> digest);
     void fail_auth(const std::string& name, const std::string& mechanism, std::string_view reason,
                    bool counted);
+    void log_lockouts(const std::vector<auth::LockoutStarted>& started);
     bool rate_limited(policy::Limit limit, const config::Rate& rate, std::uint64_t cost,
                       smtp::ReplyId reply_id);
     void check_header_from(bool at_end);

@@ -176,9 +176,10 @@ void Upstream::on_connected(int status) {
     }
     phase_ = Phase::greeting;
     std::weak_ptr<bool> alive = alive_;
+    const net::TcpStream* stream = stream_.get();
     send_proxy_header();
-    if (alive.expired() || phase_ == Phase::failed) {
-        return;
+    if (alive.expired() || phase_ != Phase::greeting || stream_.get() != stream) {
+        return;  // the write failed: failed for good, or moved on to the next backend
     }
     stream_->start_reading();
     // The greeting must arrive within the connect timeout that is still running.

@@ -307,7 +307,7 @@ def test_hashing_load_cap_answers_454_at_once(fx):
         d.cmd("NOOP").expect(250)  # the sessions go on
     busy = [e for e in fx.events("auth") if e.get("result") == "busy"]
     check(len(busy) == codes.count(454), "busy events %r for codes %r" % (busy, codes))
-    # 454 is not a failed password: it counts towards no lockout
+    # a 454 counts against its address only; one each is far from max_failures
     check(lockouts(fx) == [], "lockout after 454s: %r" % lockouts(fx))
     # the same credentials at the same time share one verification: an application
     # opening many connections at once is not turned away

@@ -103,6 +103,29 @@ TEST_CASE("a success clears neither an address's lockout nor its count", "[auth]
     CHECK(guard.locked("192.0.2.7", "alice", s) == LockScope::address);
 }
 
+TEST_CASE("attempts turned away as busy count against the address only", "[auth][guard]") {
+    util::ManualClock clock;
+    LoginGuard guard(clock);
+    const auto s = settings(3, 2);
+    CHECK(guard.record_busy("192.0.2.7", s).empty());
+    CHECK(guard.record_busy("192.0.2.7", s).empty());
+    const auto started = guard.record_busy("192.0.2.7", s);
+    REQUIRE(started.size() == 1);
+    CHECK(started[0].scope == LockScope::address);
+    CHECK(guard.locked("192.0.2.7", "alice", s) == LockScope::address);
+    CHECK(guard.locked("192.0.2.8", "alice", s) == LockScope::none);  // no network count
+    // an address that logged in recently is never locked for being turned away
+    guard.record_success("192.0.2.9", s);
+    CHECK(guard.known_good("192.0.2.9"));
+    CHECK_FALSE(guard.known_good("192.0.2.7"));
+    for (int i = 0; i < 10; ++i) {
+        REQUIRE(guard.record_busy("192.0.2.9", s).empty());
+    }
+    CHECK(guard.locked("192.0.2.9", "alice", s) == LockScope::none);
+    clock.advance(24h);
+    CHECK_FALSE(guard.known_good("192.0.2.9"));
+}
+
 TEST_CASE("IPv6 clients are counted per /64", "[auth][guard]") {
     util::ManualClock clock;
     LoginGuard guard(clock);
