@@ -127,6 +127,22 @@ void TcpStream::write(std::string bytes) {
     if (bytes.empty()) {
         return;
     }
+    if (state_->queued == 0) {
+        // Nothing queued: write straight away, which usually takes it all and saves the
+        // write request and the epoll registration a queued write costs.
+        uv_buf_t direct = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
+        const int written =
+            uv_try_write(reinterpret_cast<uv_stream_t*>(&state_->tcp), &direct, 1);
+        if (written == static_cast<int>(bytes.size())) {
+            return;
+        }
+        if (written > 0) {
+            bytes.erase(0, static_cast<std::size_t>(written));
+        } else if (written != UV_EAGAIN && written != UV_ENOSYS) {
+            fail(written);
+            return;
+        }
+    }
     auto request = std::make_unique<WriteRequest>();
     request->bytes = std::move(bytes);
     uv_buf_t buf = uv_buf_init(request->bytes.data(), static_cast<unsigned>(request->bytes.size()));
