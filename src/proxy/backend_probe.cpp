@@ -15,12 +15,11 @@ constexpr auto kQuitTimeout = std::chrono::seconds(5);
 // One probe of one backend: greeting, EHLO (and STARTTLS when configured), QUIT.
 class BackendProber::Probe final : private UpstreamEvents {
   public:
-    Probe(BackendProber& owner, std::shared_ptr<const Snapshot> snapshot,
-          config::Endpoint endpoint)
+    Probe(BackendProber& owner, std::shared_ptr<const Snapshot> snapshot, config::Endpoint endpoint)
         : owner_(owner), snapshot_(std::move(snapshot)), endpoint_(std::move(endpoint)) {
         const config::Config& cfg = *snapshot_->config;
-        UpstreamOptions options{snapshot_->backend_tls.get(), &owner_.runtime_.backends, true,
-                                {endpoint_}};
+        UpstreamOptions options{
+            snapshot_->backend_tls.get(), &owner_.runtime_.backends, true, {endpoint_}};
         upstream_ = std::make_unique<Upstream>(owner_.loop_, cfg.backend, cfg.server.hostname,
                                                ClientFacts{}, std::move(options),
                                                static_cast<UpstreamEvents&>(*this));
@@ -37,8 +36,9 @@ class BackendProber::Probe final : private UpstreamEvents {
             !capabilities.xclient) {
             ops::log(ops::LogLevel::error, "backend.identity",
                      {{"backend", endpoint_.text()},
-                      {"message", "identity = \"xclient\" but the backend does not advertise "
-                                  "XCLIENT; every session through it will fail with 421 4.3.0"}});
+                      {"message",
+                       "identity = \"xclient\" but the backend does not advertise "
+                       "XCLIENT; every session through it will fail with 421 4.3.0"}});
         }
         upstream_->send_command("QUIT\r\n", kQuitTimeout);
     }
@@ -94,8 +94,9 @@ void BackendProber::probe_now() {
 
 // Called from inside the probe's callbacks: it is destroyed on a later loop turn.
 void BackendProber::finished(Probe* probe) {
-    const auto it = std::find_if(running_.begin(), running_.end(),
-                                 [probe](const std::unique_ptr<Probe>& p) { return p.get() == probe; });
+    const auto it =
+        std::find_if(running_.begin(), running_.end(),
+                     [probe](const std::unique_ptr<Probe>& p) { return p.get() == probe; });
     if (it == running_.end()) {
         return;
     }
@@ -114,7 +115,9 @@ void BackendProber::report(const config::Endpoint& endpoint, bool ok, const std:
     last_ok_[name] = ok;
     const auto common = runtime_.backends.common();
     const std::string advertised = common ? smtp::describe(*common) : "conservative (none known)";
-    const auto level = !ok ? ops::LogLevel::warn : news ? ops::LogLevel::info : ops::LogLevel::debug;
+    const auto level = !ok    ? ops::LogLevel::warn
+                       : news ? ops::LogLevel::info
+                              : ops::LogLevel::debug;
     ops::log(level, "backend.probe",
              {{"backend", name},
               {"result", ok ? "ok" : "failed"},

@@ -30,8 +30,7 @@ class BackendProber final {
   private:
     class Probe;
     void finished(Probe* probe);
-    void report(const config::Endpoint& endpoint, bool ok, const std::string& detail,
-                bool changed);
+    void report(const config::Endpoint& endpoint, bool ok, const std::string& detail, bool changed);
 
     uv_loop_t* loop_;
     Runtime& runtime_;

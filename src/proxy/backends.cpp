@@ -82,14 +82,16 @@ std::shared_ptr<const smtp::Extensions> BackendState::common() const {
 void BackendState::recompute() {
     std::vector<smtp::Extensions> known;
     for (const auto& [name, entry] : entries_) {
-        const bool counted = configured_.empty() || std::find(configured_.begin(), configured_.end(),
-                                                              name) != configured_.end();
+        const bool counted =
+            configured_.empty() ||
+            std::find(configured_.begin(), configured_.end(), name) != configured_.end();
         if (counted && entry.extensions) {
             known.push_back(*entry.extensions);
         }
     }
-    common_ = known.empty() ? nullptr
-                            : std::make_shared<const smtp::Extensions>(smtp::common_extensions(known));
+    common_ = known.empty()
+                  ? nullptr
+                  : std::make_shared<const smtp::Extensions>(smtp::common_extensions(known));
 }
 
 ClientOffer client_offer(const smtp::Extensions* common, std::uint64_t own_size_limit) {

@@ -821,10 +821,9 @@ bool ClientSession::pump_data() {
     }
     if (data_failure_ == DataFailure::none) {
         if (decoder_->message_size() > size_limit) {
-            abort_transaction(DataFailure::too_big,
-                              size_limit < message_limit
-                                  ? "message exceeds the bytes rate limit"
-                                  : "message exceeds message_size");
+            abort_transaction(DataFailure::too_big, size_limit < message_limit
+                                                        ? "message exceeds the bytes rate limit"
+                                                        : "message exceeds message_size");
         } else if (decoder_->bare_line_ending_seen() &&
                    cfg().limits.bare_line_endings == config::BareLineEndings::reject) {
             abort_transaction(DataFailure::bare_line_ending, "bare CR or LF in message");
@@ -899,8 +898,14 @@ bool ClientSession::ensure_upstream() {
     if (upstream_) {
         return true;
     }
-    ClientFacts facts{client_ip_, client_port_, local_ip_, local_port_, helo_name_, esmtp_,
-                      user_ != nullptr ? user_->name : std::string()};
+    ClientFacts facts;  // what XCLIENT or a PROXY header tells the backend
+    facts.ip = client_ip_;
+    facts.port = client_port_;
+    facts.local_ip = local_ip_;
+    facts.local_port = local_port_;
+    facts.helo = helo_name_;
+    facts.esmtp = esmtp_;
+    facts.login = user_ != nullptr ? user_->name : std::string();
     UpstreamOptions options{snapshot_->backend_tls.get(), &host_.runtime().backends, false, {}};
     upstream_ = std::make_unique<Upstream>(host_.loop(), cfg().backend, cfg().server.hostname,
                                            std::move(facts), std::move(options),

@@ -47,8 +47,8 @@ void ProxyHandshake::on_stream_data(std::string_view data) {
         accepted.origin = ClientOrigin{peer_ip_, stream_->peer_port(), stream_->local_ip(),
                                        stream_->local_port(), peer_ip_};
     } else {
-        accepted.origin = ClientOrigin{header.source.ip, header.source.port,
-                                       header.destination.ip, header.destination.port, peer_ip_};
+        accepted.origin = ClientOrigin{header.source.ip, header.source.port, header.destination.ip,
+                                       header.destination.port, peer_ip_};
     }
     accepted.early_input = buffer_.substr(result.consumed);
     finish(std::move(accepted), {});

@@ -308,7 +308,7 @@ void Upstream::handle_handshake_reply(const smtp::BackendReply& reply) {
                 options_.state->mark_healthy(current_);
             }
             phase_ = Phase::ehlo;
-            send_handshake(fmt::format("EHLO {}\r\n", ehlo_name_));
+            send_handshake(fmt::format("EHLO {}\r\n", helo_name()));
             return;
         case Phase::ehlo:
             if (reply.code == 250) {
@@ -318,7 +318,7 @@ void Upstream::handle_handshake_reply(const smtp::BackendReply& reply) {
             }
             if (reply.permanent() && !tls_done_ && !xclient_done_) {
                 phase_ = Phase::helo;  // a server from before ESMTP
-                send_handshake(fmt::format("HELO {}\r\n", ehlo_name_));
+                send_handshake(fmt::format("HELO {}\r\n", helo_name()));
                 return;
             }
             fail(UpstreamFailure::unavailable,
@@ -357,7 +357,7 @@ void Upstream::handle_handshake_reply(const smtp::BackendReply& reply) {
             }
             xclient_done_ = true;
             phase_ = Phase::ehlo;  // XCLIENT starts a new session: EHLO again
-            send_handshake(fmt::format("EHLO {}\r\n", ehlo_after_xclient()));
+            send_handshake(fmt::format("EHLO {}\r\n", helo_name()));
             return;
         default:
             fail(UpstreamFailure::unavailable,
@@ -377,9 +377,9 @@ void Upstream::send_handshake(std::string line) {
 void Upstream::after_ehlo() {
     if (backend_.tls != config::BackendTls::none && !tls_done_) {
         if (!caps_.starttls) {
-            fail(UpstreamFailure::tls,
-                 caps_.esmtp ? "backend does not offer STARTTLS"
-                             : "backend answers only HELO, so it cannot do STARTTLS");
+            fail(UpstreamFailure::tls, caps_.esmtp
+                                           ? "backend does not offer STARTTLS"
+                                           : "backend answers only HELO, so it cannot do STARTTLS");
             return;
         }
         phase_ = Phase::starttls;
@@ -415,9 +415,9 @@ void Upstream::start_xclient() {
         fail(UpstreamFailure::identity, "the login name is too long for XCLIENT");
         return;
     }
-    const bool has_addr = std::find(caps_.xclient_attributes.begin(),
-                                    caps_.xclient_attributes.end(),
-                                    "ADDR") != caps_.xclient_attributes.end();
+    const bool has_addr =
+        std::find(caps_.xclient_attributes.begin(), caps_.xclient_attributes.end(), "ADDR") !=
+        caps_.xclient_attributes.end();
     if (lines->empty() || !has_addr) {
         fail(UpstreamFailure::identity, "backend's XCLIENT does not accept the client address");
         return;
@@ -430,9 +430,15 @@ void Upstream::start_xclient() {
     send_handshake(std::move(first));
 }
 
-// EHLO after XCLIENT names the client, as the client's own EHLO would have.
-std::string Upstream::ehlo_after_xclient() const {
-    return repeatable_helo(client_.helo) ? client_.helo : ehlo_name_;
+// The name in our EHLO/HELO: once the backend believes it talks to the client (after
+// XCLIENT, or from the start behind a PROXY header) the client's own HELO name, so the
+// backend records what the client said; otherwise, and for probes, the gateway's.
+std::string Upstream::helo_name() const {
+    const auto identity = backend_.identity;
+    const bool as_client =
+        !options_.probe && (xclient_done_ || identity == config::BackendIdentity::proxy_v1 ||
+                            identity == config::BackendIdentity::proxy_v2);
+    return as_client && repeatable_helo(client_.helo) ? client_.helo : ehlo_name_;
 }
 
 void Upstream::start_tls() {
@@ -468,7 +474,7 @@ void Upstream::on_tls_established() {
               {"cipher", tls_->cipher()},
               {"verified", backend_.tls == config::BackendTls::starttls_verify}});
     phase_ = Phase::ehlo;  // STARTTLS forgets everything: EHLO again
-    send_handshake(fmt::format("EHLO {}\r\n", ehlo_name_));
+    send_handshake(fmt::format("EHLO {}\r\n", helo_name()));
 }
 
 void Upstream::become_ready() {

@@ -32,8 +32,8 @@ using BackendCapabilities = smtp::Extensions;
 // Why an upstream gave up; decides what the client is told.
 enum class UpstreamFailure {
     unavailable,  // no backend reachable, or it failed or went away (421 4.4.1 / 451 4.4.2)
-    identity,     // the backend cannot be told who the client is: no XCLIENT, or refused (421 4.3.0)
-    tls,          // STARTTLS not offered or refused, handshake or certificate failed (421 4.3.0)
+    identity,  // the backend cannot be told who the client is: no XCLIENT, or refused (421 4.3.0)
+    tls,       // STARTTLS not offered or refused, handshake or certificate failed (421 4.3.0)
 };
 
 class UpstreamEvents {
@@ -56,9 +56,9 @@ struct ClientFacts {
     std::uint16_t port = 0;
     std::string local_ip;  // the address the client connected to
     std::uint16_t local_port = 0;
-    std::string helo;    // the client's HELO/EHLO argument
-    bool esmtp = true;   // the client said EHLO
-    std::string login;   // the authenticated user
+    std::string helo;   // the client's HELO/EHLO argument
+    bool esmtp = true;  // the client said EHLO
+    std::string login;  // the authenticated user
 };
 
 struct UpstreamOptions {
@@ -138,7 +138,7 @@ class Upstream final : private net::StreamHandler {
     void start_tls();
     void on_tls_established();
     void become_ready();
-    std::string ehlo_after_xclient() const;
+    std::string helo_name() const;
 
     // commands
     void pump();
@@ -165,7 +165,7 @@ class Upstream final : private net::StreamHandler {
     BackendCapabilities caps_;
     bool tls_done_ = false;
     bool xclient_done_ = false;
-    bool discard_input_ = false;              // drop what is buffered (after STARTTLS's 220)
+    bool discard_input_ = false;             // drop what is buffered (after STARTTLS's 220)
     std::deque<std::string> xclient_lines_;  // XCLIENT commands not yet sent
     smtp::ReplyParser parser_;
     std::string input_;

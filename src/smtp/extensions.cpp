@@ -25,9 +25,9 @@ std::string upper(std::string_view s) {
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(),
-                      [](char x, char y) { return upper_char(x) == upper_char(y); });
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return upper_char(x) == upper_char(y);
+           });
 }
 
 std::vector<std::string_view> split(std::string_view text, char separator) {
@@ -97,8 +97,11 @@ bool valid_unitext(std::string_view s) {
 bool valid_utf8_sequence(std::string_view s) {
     for (std::size_t i = 0; i < s.size();) {
         const auto lead = static_cast<unsigned char>(s[i]);
-        std::size_t n = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3
-                                         : (lead >> 3) == 0x1E ? 4 : 0;
+        std::size_t n = lead < 0x80           ? 1
+                        : (lead >> 5) == 0x6  ? 2
+                        : (lead >> 4) == 0xE  ? 3
+                        : (lead >> 3) == 0x1E ? 4
+                                              : 0;
         if (n == 0 || i + n > s.size()) {
             return false;
         }
@@ -243,8 +246,8 @@ ParamVerdict rcpt_parameter(const Parameter& p, const Offer& offer, bool smtputf
     if (!offer.dsn) {
         return ParamVerdict::unsupported;
     }
-    const auto value = p.keyword == "NOTIFY" ? notify_value(p.value)
-                                             : orcpt_value(p.value, smtputf8);
+    const auto value =
+        p.keyword == "NOTIFY" ? notify_value(p.value) : orcpt_value(p.value, smtputf8);
     if (!value) {
         return ParamVerdict::syntax;
     }

@@ -295,8 +295,8 @@ std::string build_proxy_v1(const ProxyEndpoint& source, const ProxyEndpoint& des
         src = mapped_v6(*src);
         dst = mapped_v6(*dst);
     }
-    return std::string("PROXY ") + (v6 ? "TCP6 " : "TCP4 ") + ip_text(src->bytes.data(), v6) +
-           " " + ip_text(dst->bytes.data(), v6) + " " + std::to_string(source.port) + " " +
+    return std::string("PROXY ") + (v6 ? "TCP6 " : "TCP4 ") + ip_text(src->bytes.data(), v6) + " " +
+           ip_text(dst->bytes.data(), v6) + " " + std::to_string(source.port) + " " +
            std::to_string(destination.port) + "\r\n";
 }
 
@@ -315,7 +315,7 @@ std::string build_proxy_v2(const ProxyEndpoint& source, const ProxyEndpoint& des
     }
     const std::size_t ip_length = v6 ? 16 : 4;
     const std::size_t length = 2 * ip_length + 4;
-    out.push_back('\x21');                 // v2, PROXY
+    out.push_back('\x21');                // v2, PROXY
     out.push_back(v6 ? '\x21' : '\x11');  // TCP over IPv6 / IPv4
     out.push_back(static_cast<char>(length >> 8));
     out.push_back(static_cast<char>(length & 0xFF));

@@ -1,13 +1,14 @@
 """The backend sees the real client: XCLIENT, PROXY headers towards the backend, and
 PROXY headers from a trusted load balancer on a listener."""
 
+import copy
 import os
 import re
 import socket
 import struct
-import time
 
-from harness import IO_TIMEOUT, PASSWORD, Dialog, Failure, check
+from harness import (HOSTNAME, IO_TIMEOUT, PASSWORD, Dialog, Failure, check,
+                     client_tls_context, free_ports, to_toml)
 
 ALICE = "alice@example.com"
 CLIENT_IP = "127.0.0.7"  # the client's own loopback address; the gateway uses 127.0.0.1
@@ -130,9 +131,14 @@ def _proxy_identity(fx, version):
         % (CLIENT_IP, client_port, fx.port_implicit)
     check(notes.get(n) == [expected], "PROXY header the backend got: %r (want %r)"
           % (notes, expected))
-    probes = [lines for conn, lines in notes.items() if conn != n]
-    check(probes and all(l[0].split()[-4 if version == "v2" else -4] == "127.0.0.1" for l in probes),
+    # capability probes carry the gateway's own address: "... 127.0.0.1 <backend> ..."
+    probes = [lines[0].split() for conn, lines in notes.items() if conn != n]
+    check(probes and all(fields[-4] == "127.0.0.1" and fields[-1] == str(fx.backend_port)
+                         for fields in probes),
           "capability probes should carry the gateway's own address: %r" % probes)
+    # behind a PROXY header the backend hears the client's own HELO name
+    check(_conn_raw(fx, n).startswith(b"EHLO client.test\r\nMAIL FROM:"),
+          "session EHLO: %r" % _conn_raw(fx, n)[:200])
     check(fx.message(1).endswith(b"body\r\n"), "message: %r" % fx.message(1))
 
 
@@ -147,7 +153,6 @@ def test_proxy_v2_header_to_backend(fx):
 # ---------------------------------------------------------------- PROXY on a listener
 
 def _with_proxy_listener(fx, trusted=("127.0.0.0/8",), tls="none", extra=None):
-    from harness import free_ports
     port = free_ports(1)[0]
     listeners = [dict(l) for l in fx.config["listener"]]
     listeners.append({"address": "127.0.0.1:%d" % port, "tls": tls, "proxy_protocol": True,
@@ -208,7 +213,6 @@ def test_listener_proxy_implicit_tls_behind_the_header(fx):
     fx.add_user(ALICE)
     port, overrides = _with_proxy_listener(fx, tls="implicit")
     fx.start(overrides)
-    from harness import HOSTNAME, client_tls_context
     s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
     s.sendall(b"PROXY TCP6 2001:db8::9 2001:db8::1 6000 465\r\n")
     s = client_tls_context().wrap_socket(s, server_hostname=HOSTNAME)
@@ -269,11 +273,9 @@ def test_healthcheck_through_a_proxy_listener(fx):
     port, overrides = _with_proxy_listener(fx)
     fx.start(overrides)
     # a config whose only listener is the proxy one: healthcheck sends PROXY UNKNOWN
-    import copy
     only_proxy = copy.deepcopy(fx.config)
     only_proxy["listener"] = [l for l in only_proxy["listener"] if l.get("proxy_protocol")]
     path = os.path.join(fx.dir, "only-proxy.toml")
-    from harness import to_toml
     with open(path, "w") as f:
         f.write(to_toml(only_proxy))
     p = fx.cli("healthcheck", "--config", path)

@@ -1,10 +1,12 @@
 // Fuzzes the command path: LineReader splitting, parse_command, parse_mail_from and
-// parse_rcpt_to. Accepted paths must be safe to relay and must survive a round trip.
+// parse_rcpt_to. Accepted paths must be safe to relay and must survive a round trip, and
+// so must the MAIL/RCPT parameters check_mail/check_rcpt re-encode for the backend.
 #include <algorithm>
 #include <string>
 
 #include "fuzz_check.hpp"
 #include "smtp/command.hpp"
+#include "smtp/extensions.hpp"
 #include "smtp/line_reader.hpp"
 
 using namespace portcullis::smtp;
@@ -51,6 +53,30 @@ void check_path(const PathResult& r, std::string_view prefix, bool mail,
     FUZZ_CHECK(again.path->parameters == r.path->parameters);
 }
 
+// Parameters re-encoded for the backend parse back to themselves and encode the same.
+void check_forwarded(const PathResult& r, std::string_view prefix, bool mail) {
+    if (!r.path) {
+        return;
+    }
+    const Offer offer{1u << 20, true, true, true, true};
+    for (const bool smtputf8 : {false, true}) {
+        const auto check = [&](const PathArgument& p) {
+            return mail ? check_mail(p, offer) : check_rcpt(p, offer, smtputf8);
+        };
+        const ParamOutcome out = check(*r.path);
+        if (out.verdict != ParamVerdict::ok) {
+            continue;
+        }
+        FUZZ_CHECK(std::none_of(out.forward.begin(), out.forward.end(), is_control));
+        const std::string line = std::string(prefix) + "<" + r.path->address + ">" + out.forward;
+        const auto again = mail ? parse_mail_from(line) : parse_rcpt_to(line);
+        FUZZ_CHECK(again.path.has_value());
+        const ParamOutcome twice = check(*again.path);
+        FUZZ_CHECK(twice.verdict == ParamVerdict::ok);
+        FUZZ_CHECK(twice.forward == out.forward);
+    }
+}
+
 void check_line(std::string_view line) {
     const Command c = parse_command(line);
     if (!c.argument.empty()) {
@@ -60,6 +86,8 @@ void check_line(std::string_view line) {
     }
     check_path(parse_mail_from(c.argument), "FROM:", true, parse_mail_from);
     check_path(parse_rcpt_to(c.argument), "TO:", false, parse_rcpt_to);
+    check_forwarded(parse_mail_from(c.argument), "FROM:", true);
+    check_forwarded(parse_rcpt_to(c.argument), "TO:", false);
 }
 
 }  // namespace

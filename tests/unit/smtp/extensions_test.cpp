@@ -46,13 +46,14 @@ TEST_CASE("EHLO keywords are learned case-insensitively", "[smtp][extensions]") 
     CHECK(e.starttls);
     CHECK(e.xclient);
     CHECK(e.xclient_attributes == std::vector<std::string>{"NAME", "ADDR", "PROTO", "HELO",
-                                                          "REVERSE_NAME", "PORT", "LOGIN",
-                                                          "DESTADDR", "DESTPORT"});
+                                                           "REVERSE_NAME", "PORT", "LOGIN",
+                                                           "DESTADDR", "DESTPORT"});
     CHECK(describe(e) ==
           "PIPELINING SIZE=10240000 8BITMIME SMTPUTF8 DSN ENHANCEDSTATUSCODES STARTTLS "
           "XCLIENT=NAME,ADDR,PROTO,HELO,REVERSE_NAME,PORT,LOGIN,DESTADDR,DESTPORT");
 
-    const Extensions lower = parse_ehlo(std::vector<std::string>{"x", "size", "8bitmime", "xclient addr"});
+    const Extensions lower =
+        parse_ehlo(std::vector<std::string>{"x", "size", "8bitmime", "xclient addr"});
     CHECK(lower.size);
     CHECK(lower.max_size == 0);
     CHECK(lower.eight_bit_mime);
@@ -69,8 +70,8 @@ TEST_CASE("EHLO keywords are learned case-insensitively", "[smtp][extensions]") 
 
 TEST_CASE("common extensions of several backends", "[smtp][extensions]") {
     const Extensions a = parse_ehlo(postfix_ehlo);
-    Extensions b = parse_ehlo(std::vector<std::string>{"b", "SIZE 5000", "8BITMIME",
-                                                       "XCLIENT ADDR NAME", "PIPELINING"});
+    Extensions b = parse_ehlo(
+        std::vector<std::string>{"b", "SIZE 5000", "8BITMIME", "XCLIENT ADDR NAME", "PIPELINING"});
     const Extensions c = common_extensions(std::vector<Extensions>{a, b});
     CHECK(c.esmtp);
     CHECK(c.pipelining);
@@ -172,18 +173,19 @@ TEST_CASE("RCPT DSN parameters", "[smtp][extensions]") {
           " NOTIFY=NEVER");
     CHECK(check_rcpt(mail("r@b.c", {{"ORCPT", "utf-8;j\\x{F8}rn@b.c"}}), full_offer(), true)
               .forward == " ORCPT=utf-8;j\\x{F8}rn@b.c");
-    for (const Parameter& p : std::vector<Parameter>{{"NOTIFY", "NEVER,SUCCESS"},
-                                                     {"NOTIFY", "SUCCESS,SUCCESS"},
-                                                     {"NOTIFY", "ALWAYS"},
-                                                     {"NOTIFY", ""},
-                                                     {"NOTIFY", "SUCCESS,"},
-                                                     {"ORCPT", "r@b.c"},
-                                                     {"ORCPT", ";r@b.c"},
-                                                     {"ORCPT", "rfc822;"},
-                                                     {"ORCPT", "rfc822;a+2"},
-                                                     {"ORCPT", "x400;whatever"},
-                                                     {"ORCPT", "utf-8;j\\x{F8}rn@b.c"},
-                                                     {"ORCPT", "rfc822;" + std::string(500, 'o')}}) {
+    for (const Parameter& p :
+         std::vector<Parameter>{{"NOTIFY", "NEVER,SUCCESS"},
+                                {"NOTIFY", "SUCCESS,SUCCESS"},
+                                {"NOTIFY", "ALWAYS"},
+                                {"NOTIFY", ""},
+                                {"NOTIFY", "SUCCESS,"},
+                                {"ORCPT", "r@b.c"},
+                                {"ORCPT", ";r@b.c"},
+                                {"ORCPT", "rfc822;"},
+                                {"ORCPT", "rfc822;a+2"},
+                                {"ORCPT", "x400;whatever"},
+                                {"ORCPT", "utf-8;j\\x{F8}rn@b.c"},
+                                {"ORCPT", "rfc822;" + std::string(500, 'o')}}) {
         INFO(p.keyword << "=" << p.value);
         CHECK(check_rcpt(mail("r@b.c", {p}), full_offer(), false).verdict == ParamVerdict::syntax);
     }

@@ -97,8 +97,8 @@ TEST_CASE("PROXY v1 is strict", "[smtp][proxy]") {
 }
 
 TEST_CASE("PROXY v2 headers", "[smtp][proxy]") {
-    const std::string v4 = v2_signature + bytes({0x21, 0x11, 0x00, 0x0C, 203, 0, 113, 9, 192, 0,
-                                                 2, 1, 0xDC, 0x04, 0x02, 0x4B});
+    const std::string v4 = v2_signature + bytes({0x21, 0x11, 0x00, 0x0C, 203, 0, 113, 9, 192, 0, 2,
+                                                 1, 0xDC, 0x04, 0x02, 0x4B});
     auto r = parse_proxy_header(v4 + "EHLO");
     REQUIRE(r.status == Status::header);
     CHECK(r.consumed == v4.size());
@@ -135,8 +135,8 @@ TEST_CASE("PROXY v2 headers", "[smtp][proxy]") {
 TEST_CASE("PROXY v2 is strict and bounded", "[smtp][proxy]") {
     const auto header = [](int ver_cmd, int family, std::string body) {
         const auto n = body.size();
-        return v2_signature + bytes({ver_cmd, family, static_cast<int>(n >> 8),
-                                     static_cast<int>(n & 0xFF)}) +
+        return v2_signature +
+               bytes({ver_cmd, family, static_cast<int>(n >> 8), static_cast<int>(n & 0xFF)}) +
                body;
     };
     const std::string v4_addresses(12, '\x01');
@@ -151,13 +151,13 @@ TEST_CASE("PROXY v2 is strict and bounded", "[smtp][proxy]") {
           Status::error);  // truncated TLV
     CHECK(parse_proxy_header(header(0x21, 0x11, v4_addresses + bytes({0x04, 0x00, 0x02, 'x'})))
               .status == Status::error);  // TLV longer than the header
-    CHECK(parse_proxy_header(header(0x21, 0x11, v4_addresses + bytes({0x04, 0x00, 0x00})))
-              .status == Status::header);
+    CHECK(parse_proxy_header(header(0x21, 0x11, v4_addresses + bytes({0x04, 0x00, 0x00}))).status ==
+          Status::header);
     // Over the payload bound: refused from the fixed part alone, without waiting.
     const std::string big = v2_signature + bytes({0x21, 0x11, 0x08, 0x01});
     CHECK(parse_proxy_header(big).status == Status::error);
-    CHECK(parse_proxy_header(header(0x21, 0x11, v4_addresses + bytes({0x04, 0x07, 0xF1}) +
-                                                    std::string(2033, 'x')))
+    CHECK(parse_proxy_header(
+              header(0x21, 0x11, v4_addresses + bytes({0x04, 0x07, 0xF1}) + std::string(2033, 'x')))
               .status == Status::header);
 }
 
@@ -165,17 +165,16 @@ TEST_CASE("PROXY header builders round-trip through the parser", "[smtp][proxy]"
     const ProxyEndpoint client{"203.0.113.9", 40000};
     const ProxyEndpoint local{"192.0.2.1", 587};
     CHECK(build_proxy_v1(client, local) == "PROXY TCP4 203.0.113.9 192.0.2.1 40000 587\r\n");
-    for (const auto& [src, dst] : {std::pair{client, local},
-                                   std::pair{ProxyEndpoint{"2001:db8::7", 1}, local},
-                                   std::pair{ProxyEndpoint{"::1", 65535}, ProxyEndpoint{"::1", 25}}}) {
+    for (const auto& [src, dst] :
+         {std::pair{client, local}, std::pair{ProxyEndpoint{"2001:db8::7", 1}, local},
+          std::pair{ProxyEndpoint{"::1", 65535}, ProxyEndpoint{"::1", 25}}}) {
         for (const std::string& wire : {build_proxy_v1(src, dst), build_proxy_v2(src, dst)}) {
             const auto r = parse_proxy_header(wire);
             REQUIRE(r.status == Status::header);
             CHECK(r.consumed == wire.size());
             const bool mixed = src.ip.find(':') != dst.ip.find(':');
-            CHECK(r.header.source.ip == (mixed && src.ip.find(':') == std::string::npos
-                                             ? "::ffff:" + src.ip
-                                             : src.ip));
+            CHECK(r.header.source.ip ==
+                  (mixed && src.ip.find(':') == std::string::npos ? "::ffff:" + src.ip : src.ip));
             CHECK(r.header.source.port == src.port);
             CHECK(r.header.destination.port == dst.port);
         }

@@ -37,7 +37,7 @@ TEST_CASE("XCLIENT ADDR marks IPv6", "[smtp][xclient]") {
 
 TEST_CASE("XCLIENT sends only offered attributes, xtext-encoded", "[smtp][xclient]") {
     const std::vector<XclientAttribute> attributes{
-        {"ADDR", "203.0.113.9"}, {"PORT", "40000"},         {"NAME", "[UNAVAILABLE]"},
+        {"ADDR", "203.0.113.9"}, {"PORT", "40000"},        {"NAME", "[UNAVAILABLE]"},
         {"HELO", "client.test"}, {"LOGIN", "al+ce=x@y.z"}, {"PROTO", "ESMTP"}};
     const std::vector<std::string> postfix{"NAME", "ADDR",  "PROTO",    "HELO",    "REVERSE_NAME",
                                            "PORT", "LOGIN", "DESTADDR", "DESTPORT"};
@@ -76,8 +76,7 @@ TEST_CASE("XCLIENT values that cannot fit", "[smtp][xclient]") {
     const std::vector<std::string> offered{"HELO", "LOGIN"};
     // A HELO name that cannot fit even alone becomes [UNAVAILABLE] ...
     const std::string huge_helo(200, ' ');  // 600 octets once encoded
-    const auto lines =
-        build_xclient(std::vector<XclientAttribute>{{"HELO", huge_helo}}, offered);
+    const auto lines = build_xclient(std::vector<XclientAttribute>{{"HELO", huge_helo}}, offered);
     REQUIRE(lines);
     CHECK(*lines == Lines{"XCLIENT HELO=[UNAVAILABLE]\r\n"});
     // ... but a login name is never replaced: the caller must fail closed.
