@@ -15,6 +15,8 @@ Scenarios:
   protected    the defaults: lockouts per address (10/10m), per user, per /24 (20 names/1h)
   unprotected  lockouts off (max_failures and spray_max_users "unlimited"): every attempt
                costs an Argon2id verification, so only the hashing cap (454) protects
+  uncached     as unprotected, and cache_ttl "0s": every fresh good login needs Argon2id
+               too and gets in through the quarter of the queue kept for known addresses
 
 Prints the good client's NOOP round trip (p50/p90/p99/max), fresh-login AUTH round trip,
 attacker attempts/s with their reply codes, and one JSON line per scenario. This is a
@@ -201,7 +203,7 @@ def main():
     p.add_argument("--attackers", type=int, default=100)
     p.add_argument("--duration", type=float, default=20.0, help="seconds measured per scenario")
     p.add_argument("--failure-delay", default="2s", help="[auth] failure_delay")
-    p.add_argument("--scenarios", default="baseline,protected,unprotected")
+    p.add_argument("--scenarios", default="baseline,protected,unprotected,uncached")
     p.add_argument("--attacker-nice", type=int, default=19,
                    help="nice value of the attacker process (0 to compete with the gateway)")
     args = p.parse_args()
@@ -210,6 +212,8 @@ def main():
         "baseline": {},
         "protected": {},
         "unprotected": {"auth": {"max_failures": "unlimited", "spray_max_users": "unlimited"}},
+        "uncached": {"auth": {"max_failures": "unlimited", "spray_max_users": "unlimited",
+                              "cache_ttl": "0s"}},
     }
     print("auth storm: %d attackers (nice %d), %.0f s per scenario, failure_delay %s, %s, "
           "%d CPUs" % (args.attackers, args.attacker_nice, args.duration, args.failure_delay,

@@ -54,8 +54,7 @@ bool CredentialCache::contains(std::string_view user, const Digest& digest) cons
     });
 }
 
-void CredentialCache::remember(std::string_view user, const Digest& digest,
-                               config::Duration ttl) {
+void CredentialCache::remember(std::string_view user, const Digest& digest, config::Duration ttl) {
     if (ttl.count() <= 0) {
         return;
     }

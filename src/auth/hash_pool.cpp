@@ -38,13 +38,13 @@ HashPool::~HashPool() {
     }
 }
 
-bool HashPool::submit(std::function<void()> job, std::size_t max_pending) {
+bool HashPool::submit(std::function<void()> job, std::size_t max_pending, bool urgent) {
     {
         std::lock_guard lock(mutex_);
-        if (stopping_ || running_ + queue_.size() >= max_pending) {
+        if (stopping_ || running_ + urgent_.size() + queue_.size() >= max_pending) {
             return false;
         }
-        queue_.push_back(std::move(job));
+        (urgent ? urgent_ : queue_).push_back(std::move(job));
     }
     wake_.notify_one();
     return true;
@@ -52,19 +52,20 @@ bool HashPool::submit(std::function<void()> job, std::size_t max_pending) {
 
 std::size_t HashPool::pending() const {
     std::lock_guard lock(mutex_);
-    return running_ + queue_.size();
+    return running_ + urgent_.size() + queue_.size();
 }
 
 void HashPool::run() {
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kHashingNice);
     std::unique_lock lock(mutex_);
     for (;;) {
-        wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) {
+        wake_.wait(lock, [this] { return stopping_ || !urgent_.empty() || !queue_.empty(); });
+        auto& from = !urgent_.empty() ? urgent_ : queue_;
+        if (from.empty()) {
             return;  // stopping, and every accepted job has run
         }
-        auto job = std::move(queue_.front());
-        queue_.pop_front();
+        auto job = std::move(from.front());
+        from.pop_front();
         ++running_;
         lock.unlock();
         job();

@@ -6,6 +6,7 @@
 // already authenticated. When `max_pending` jobs are running or waiting, submit()
 // refuses at once and the session answers 454 4.7.0: the queue never grows without
 // bound, and a client never waits longer than max_pending / threads verifications.
+// Urgent jobs (logins from addresses known to be good) pass the others in the queue.
 #pragma once
 
 #include <condition_variable>
@@ -28,8 +29,9 @@ class HashPool {
     HashPool(const HashPool&) = delete;
     HashPool& operator=(const HashPool&) = delete;
 
-    // Thread-safe. Queues `job` unless `max_pending` jobs are running or waiting.
-    bool submit(std::function<void()> job, std::size_t max_pending);
+    // Thread-safe. Queues `job` unless `max_pending` jobs are running or waiting. An
+    // `urgent` job runs before every waiting job that is not.
+    bool submit(std::function<void()> job, std::size_t max_pending, bool urgent = false);
     std::size_t pending() const;
     unsigned threads() const { return static_cast<unsigned>(threads_.size()); }
 
@@ -37,6 +39,7 @@ class HashPool {
     void run();
     mutable std::mutex mutex_;
     std::condition_variable wake_;
+    std::deque<std::function<void()>> urgent_;
     std::deque<std::function<void()>> queue_;
     std::size_t running_ = 0;
     bool stopping_ = false;

@@ -100,9 +100,8 @@ std::uint64_t LoginGuard::name_hash(std::string_view user) const {
 }
 
 bool LoginGuard::exempt(std::string_view address, TimePoint now) const {
-    return successes_.inspect(address, [now](const Success* s) {
-        return s != nullptr && now < s->exempt_until;
-    });
+    return successes_.inspect(
+        address, [now](const Success* s) { return s != nullptr && now < s->exempt_until; });
 }
 
 LockScope LoginGuard::locked(std::string_view ip, std::string_view user,
@@ -141,8 +140,8 @@ std::vector<LockoutStarted> LoginGuard::count(util::ShardedTable<Window>& table,
         if (now < w.locked_until) {
             return;  // already locked: neither counted nor prolonged
         }
-        const TimePoint horizon = now - std::chrono::duration_cast<util::Clock::duration>(
-                                            s.max_failures.per);
+        const TimePoint horizon =
+            now - std::chrono::duration_cast<util::Clock::duration>(s.max_failures.per);
         std::erase_if(w.failures, [horizon](TimePoint t) { return t <= horizon; });
         w.failures.push_back(now);
         w.forget_at = later(now, s.max_failures.per);
@@ -172,8 +171,8 @@ std::vector<LockoutStarted> LoginGuard::record_failure(std::string_view ip, std:
         if (now < n.locked_until) {
             return;
         }
-        const TimePoint horizon = now - std::chrono::duration_cast<util::Clock::duration>(
-                                            s.spray_max_users.per);
+        const TimePoint horizon =
+            now - std::chrono::duration_cast<util::Clock::duration>(s.spray_max_users.per);
         std::erase_if(n.names, [horizon](const auto& e) { return e.second <= horizon; });
         auto it = std::find_if(n.names.begin(), n.names.end(),
                                [name](const auto& e) { return e.first == name; });
@@ -193,8 +192,7 @@ std::vector<LockoutStarted> LoginGuard::record_failure(std::string_view ip, std:
     return started;
 }
 
-std::vector<LockoutStarted> LoginGuard::record_busy(std::string_view ip,
-                                                    const GuardSettings& s) {
+std::vector<LockoutStarted> LoginGuard::record_busy(std::string_view ip, const GuardSettings& s) {
     const TimePoint now = clock_.now();
     const std::string address = address_key(ip);
     if (exempt(address, now)) {

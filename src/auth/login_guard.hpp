@@ -35,7 +35,7 @@ enum class LockScope { none, address, user, network };
 std::string_view scope_name(LockScope scope);  // "none", "address", "user", "network"
 
 struct GuardSettings {
-    config::Rate max_failures;     // count 0 = off
+    config::Rate max_failures;  // count 0 = off
     config::Duration lockout{};
     config::Rate spray_max_users;  // count 0 = off
     config::Duration spray_lockout{};

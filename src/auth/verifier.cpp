@@ -45,7 +45,7 @@ Verifier::Verifier(unsigned threads) : pool_(threads) {}
 
 std::unique_ptr<PendingVerification> Verifier::start(uv_loop_t* loop, std::size_t max_pending,
                                                      std::string phc_hash, SecureString password,
-                                                     const Key* key, Done done) {
+                                                     const Key* key, bool urgent, Done done) {
     auto* job = new PendingVerification::Job;
     job->done = std::move(done);
     job->async.data = job;
@@ -71,7 +71,7 @@ std::unique_ptr<PendingVerification> Verifier::start(uv_loop_t* loop, std::size_
         }
         Flight* raw = flight.get();
         // Submitted under the lock, so nobody joins a flight that never runs.
-        if (!pool_.submit([this, raw] { run(raw); }, max_pending)) {
+        if (!pool_.submit([this, raw] { run(raw); }, max_pending, urgent)) {
             job->close();
             return nullptr;
         }

@@ -37,10 +37,10 @@ class Verifier {
     // Starts verifying `password` against `phc_hash`; `done` runs on `loop`'s thread
     // (call this there too). With a `key`, joins a verification of the same key that
     // is already running. Null when `max_pending` verifications are running or queued
-    // (the caller answers 454 4.7.0).
+    // (the caller answers 454 4.7.0). An `urgent` one passes the others in the queue.
     std::unique_ptr<PendingVerification> start(uv_loop_t* loop, std::size_t max_pending,
                                                std::string phc_hash, SecureString password,
-                                               const Key* key, Done done);
+                                               const Key* key, bool urgent, Done done);
 
     std::size_t pending() const { return pool_.pending(); }
     unsigned threads() const { return pool_.threads(); }

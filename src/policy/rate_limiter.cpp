@@ -35,8 +35,8 @@ void TokenBucket::refill(const config::Rate& rate, util::Clock::time_point now) 
         started_ = true;
         tokens_ = capacity;
     } else if (now > updated_) {
-        tokens_ += std::chrono::duration_cast<Seconds>(now - updated_).count() *
-                   refill_per_second(rate);
+        tokens_ +=
+            std::chrono::duration_cast<Seconds>(now - updated_).count() * refill_per_second(rate);
     }
     tokens_ = std::min(tokens_, capacity);  // also applies a smaller limit after a reload
     updated_ = std::max(updated_, now);

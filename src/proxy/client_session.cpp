@@ -468,15 +468,16 @@ void ClientSession::verify_credentials(smtp::Credentials credentials,
     if (cache) {
         remember = digest;
     }
-    // A quarter of the verification queue is kept for addresses that logged in
-    // recently, so that a flood of guesses from elsewhere does not lock them out.
+    // Addresses that logged in recently have a quarter of the verification queue kept
+    // for them and pass the others in it, so a flood of guesses from elsewhere neither
+    // locks them out nor makes them wait behind it.
+    const bool known_good = abuse_.logins.known_good(client_ip_);
     const std::uint64_t max_pending = cfg().auth.max_pending_verifications;
-    const std::uint64_t limit =
-        abuse_.logins.known_good(client_ip_) ? max_pending : max_pending - max_pending / 4;
+    const std::uint64_t limit = known_good ? max_pending : max_pending - max_pending / 4;
     wait_ = Wait::auth_verify;
     verification_ = abuse_.verifier(cfg().auth.hash_threads)
                         .start(host_.loop(), limit, std::move(hash),
-                               std::move(credentials.password), &digest,
+                               std::move(credentials.password), &digest, known_good,
                                [this, name, authzid_ok, mechanism, remember](bool matched) {
                                    finish_verification(matched, name, mechanism, authzid_ok,
                                                        false, remember);

@@ -16,8 +16,7 @@ bool is_utf8(char c) {
 
 // RFC 5322 atext, plus UTF-8 (RFC 6532).
 bool is_atext(char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-        is_utf8(c)) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || is_utf8(c)) {
         return true;
     }
     return std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
@@ -168,8 +167,8 @@ class Parser {
             return std::nullopt;
         }
         // Quote again only when the unquoted form is not a dot-atom.
-        bool dot_atom = text.front() != '.' && text.back() != '.' &&
-                        text.find("..") == std::string::npos;
+        bool dot_atom =
+            text.front() != '.' && text.back() != '.' && text.find("..") == std::string::npos;
         for (char c : text) {
             dot_atom = dot_atom && (is_atext(c) || c == '.');
         }
@@ -266,8 +265,7 @@ class Parser {
             }
         }
         std::vector<Word> local;
-        if (!words(local) || !addr_spec(local, out) || !skip_cfws() || at_end() ||
-            peek() != '>') {
+        if (!words(local) || !addr_spec(local, out) || !skip_cfws() || at_end() || peek() != '>') {
             return false;
         }
         ++i_;

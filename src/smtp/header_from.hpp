@@ -70,15 +70,15 @@ class HeaderFromScanner {
     bool dot_stuffed_;
     State state_ = State::line_start;
     Verdict verdict_ = Verdict::pending;
-    bool first_line_ = true;   // nothing of the header block seen yet
+    bool first_line_ = true;      // nothing of the header block seen yet
     bool stuff_checked_ = false;  // the current line's leading stuffed dot was handled
-    bool in_field_ = false;    // a field is open (a continuation line may follow)
-    bool capturing_ = false;   // the open field is a From field
+    bool in_field_ = false;       // a field is open (a continuation line may follow)
+    bool capturing_ = false;      // the open field is a From field
     std::size_t from_fields_ = 0;
-    std::size_t seen_ = 0;     // header bytes so far
-    std::string name_;         // the field name so far (only its first 5 bytes)
+    std::size_t seen_ = 0;  // header bytes so far
+    std::string name_;      // the field name so far (only its first 5 bytes)
     std::size_t name_length_ = 0;
-    std::string body_;         // the unfolded From body
+    std::string body_;  // the unfolded From body
     std::string address_;
     bool have_address_ = false;
 };

@@ -97,8 +97,8 @@ class ShardedTable {
         const std::array<unsigned char, crypto_shorthash_KEYBYTES>* key;
         std::size_t operator()(const std::string& s) const {
             std::array<unsigned char, crypto_shorthash_BYTES> out{};
-            crypto_shorthash(out.data(), reinterpret_cast<const unsigned char*>(s.data()),
-                             s.size(), key->data());
+            crypto_shorthash(out.data(), reinterpret_cast<const unsigned char*>(s.data()), s.size(),
+                             key->data());
             std::uint64_t v = 0;
             std::memcpy(&v, out.data(), sizeof v);
             return static_cast<std::size_t>(v >> 8);  // low bits pick the shard
@@ -113,8 +113,8 @@ class ShardedTable {
 
     std::uint64_t hash(std::string_view key) const {
         std::array<unsigned char, crypto_shorthash_BYTES> out{};
-        crypto_shorthash(out.data(), reinterpret_cast<const unsigned char*>(key.data()),
-                         key.size(), key_.data());
+        crypto_shorthash(out.data(), reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                         key_.data());
         std::uint64_t v = 0;
         std::memcpy(&v, out.data(), sizeof v);
         return v;

@@ -62,14 +62,24 @@ def plain_blob(user, password, authzid=""):
     return b64(authzid.encode() + b"\0" + user.encode() + b"\0" + password.encode())
 
 
+_HANDED_OUT = set()  # ports already given to a fixture of this process
+
+
 def free_ports(n):
+    """n distinct free ports, never one handed out before in this process (the kernel
+    readily gives a just-closed port again, and a test may ask twice)."""
     socks = []
+    ports = []
     try:
-        for _ in range(n):
+        while len(ports) < n:
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            port = s.getsockname()[1]
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                ports.append(port)
+        return ports
     finally:
         for s in socks:
             s.close()

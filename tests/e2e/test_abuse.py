@@ -6,6 +6,7 @@ Linux) where a test needs several client addresses or networks.
 """
 
 import re
+import select
 import smtplib
 import socket
 import threading
@@ -322,7 +323,7 @@ def test_hashing_load_cap_answers_454_at_once(fx):
     check(codes == [235] * 4, "identical logins at once got %r" % codes)
 
 
-def test_hashing_queue_keeps_room_for_known_addresses(fx):
+def test_hashing_queue_keeps_room_and_priority_for_known_addresses(fx):
     fx.write_config({"auth": {"max_pending_verifications": 4, "hash_threads": 1,
                               "cache_ttl": "0s", "hash_iterations": 6, "hash_memory": "64MiB"}})
     fx.add_user(ALICE)
@@ -339,11 +340,17 @@ def test_hashing_queue_keeps_room_for_known_addresses(fx):
     wrong = fx.secret(WRONG)
     for i, d in enumerate(strangers[:4]):  # strangers may fill 3 of the 4 places
         d.send("AUTH PLAIN %s\r\n" % plain_blob("nobody%d@example.com" % i, wrong))
+    # one of the four is turned away at once, so all four have been seen
+    fx.wait_event("auth", lambda e: e.get("result") == "busy")
     good.send("AUTH PLAIN %s\r\n" % plain_blob(ALICE, PASSWORD))  # the 4th is kept for it
     strangers[4].send("AUTH PLAIN %s\r\n" % plain_blob("nobody9@example.com", wrong))
+    # one hashing thread: the known address's verification runs next, before the
+    # strangers' that waited longer, so its answer comes while theirs are still due
+    good.reply().expect(235)
+    waiting = [d for d in strangers[:4] if not select.select([d.sock], [], [], 0)[0]]
+    check(len(waiting) >= 2, "the known address waited behind the strangers")
     codes = sorted(d.reply().code for d in strangers[:4])
     check(codes == [454, 535, 535, 535], "strangers got %r" % codes)
-    good.reply().expect(235)
     strangers[4].reply().expect(454, "4.7.0")
 
 

@@ -33,8 +33,10 @@ TEST_CASE("a different password, user, stored hash or snapshot misses", "[auth][
     CHECK_FALSE(
         cache.contains("alice", cache.digest(2, "alice", "$argon2id$hash-1", "right password")));
     // another user with the same password and hash
-    CHECK_FALSE(cache.contains("bob", cache.digest(1, "alice", "$argon2id$hash-1", "right password")));
-    CHECK_FALSE(cache.contains("bob", cache.digest(1, "bob", "$argon2id$hash-1", "right password")));
+    CHECK_FALSE(
+        cache.contains("bob", cache.digest(1, "alice", "$argon2id$hash-1", "right password")));
+    CHECK_FALSE(
+        cache.contains("bob", cache.digest(1, "bob", "$argon2id$hash-1", "right password")));
 }
 
 TEST_CASE("digests are keyed, length-prefixed and per process", "[auth][cache]") {

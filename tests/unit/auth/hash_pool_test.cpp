@@ -68,6 +68,24 @@ TEST_CASE("the pool takes at most max_pending jobs running or waiting", "[auth][
     CHECK(ran.load() == 4);
 }
 
+TEST_CASE("urgent jobs pass the waiting ones", "[auth][hashpool]") {
+    Gate gate;
+    std::vector<char> order;  // written by the pool's only thread, read after the join
+    {
+        auth::HashPool pool(1);
+        REQUIRE(pool.submit([&] { gate.wait(); }, 10));
+        gate.wait_for_waiters(1);
+        CHECK(pool.submit([&] { order.push_back('a'); }, 10));
+        CHECK(pool.submit([&] { order.push_back('b'); }, 10));
+        CHECK(pool.submit([&] { order.push_back('X'); }, 10, true));
+        CHECK(pool.submit([&] { order.push_back('Y'); }, 10, true));
+        CHECK(pool.pending() == 5);
+        CHECK_FALSE(pool.submit([] {}, 5, true));  // the cap holds for urgent jobs too
+        gate.open();
+    }
+    CHECK(order == std::vector<char>{'X', 'Y', 'a', 'b'});
+}
+
 TEST_CASE("a verification reports back on its loop; a full pool refuses at once",
           "[auth][hashpool]") {
     uv_loop_t loop;
@@ -82,20 +100,20 @@ TEST_CASE("a verification reports back on its loop; a full pool refuses at once"
         int calls = 0;
         bool result = false;
         auto ok = verifier.start(&loop, 2, hash, SecureString("correct horse battery"), nullptr,
-                                 [&](bool matched) {
+                                 false, [&](bool matched) {
                                      ++calls;
                                      result = matched;
                                  });
         REQUIRE(ok);
         CHECK(verifier.pending() == 2);
-        auto refused = verifier.start(&loop, 2, hash, SecureString("wrong"), nullptr,
+        auto refused = verifier.start(&loop, 2, hash, SecureString("wrong"), nullptr, false,
                                       [&](bool) { ++calls; });
         CHECK_FALSE(refused);
         gate.open();
         uv_run(&loop, UV_RUN_DEFAULT);  // until the verification's async handle closes
         CHECK(calls == 1);
         CHECK(result);
-        auto wrong = verifier.start(&loop, 2, hash, SecureString("wrong"), nullptr,
+        auto wrong = verifier.start(&loop, 2, hash, SecureString("wrong"), nullptr, false,
                                     [&](bool matched) {
                                         ++calls;
                                         result = matched;
@@ -106,7 +124,7 @@ TEST_CASE("a verification reports back on its loop; a full pool refuses at once"
         CHECK_FALSE(result);
         // a detached verification still runs but never calls back
         auto detached = verifier.start(&loop, 2, hash, SecureString("correct horse battery"),
-                                       nullptr, [&](bool) { ++calls; });
+                                       nullptr, false, [&](bool) { ++calls; });
         REQUIRE(detached);
         detached.reset();
         uv_run(&loop, UV_RUN_DEFAULT);
@@ -131,13 +149,13 @@ TEST_CASE("overlapping verifications with the same key share one run", "[auth][h
         std::vector<std::unique_ptr<auth::PendingVerification>> waits;
         for (int i = 0; i < 5; ++i) {
             waits.push_back(verifier.start(&loop, 2, hash, SecureString("correct horse battery"),
-                                           &same, [&](bool m) { results.push_back(m); }));
+                                           &same, false, [&](bool m) { results.push_back(m); }));
             REQUIRE(waits.back());
         }
         CHECK(verifier.pending() == 2);  // the gate and one Argon2id run for all five
         // the pool is full: a different key is refused, the same key still joins
-        CHECK_FALSE(verifier.start(&loop, 2, hash, SecureString("x"), &other, [](bool) {}));
-        waits.push_back(verifier.start(&loop, 2, hash, SecureString("ignored: joins"), &same,
+        CHECK_FALSE(verifier.start(&loop, 2, hash, SecureString("x"), &other, false, [](bool) {}));
+        waits.push_back(verifier.start(&loop, 2, hash, SecureString("ignored: joins"), &same, false,
                                        [&](bool m) { results.push_back(m); }));
         CHECK(waits.back());
         // one of them leaves; the others still get the answer
@@ -147,7 +165,7 @@ TEST_CASE("overlapping verifications with the same key share one run", "[auth][h
         CHECK(results == std::vector<bool>{true, true, true, true, true});
         // once finished, the key starts a new run
         bool again = false;
-        auto next = verifier.start(&loop, 1, hash, SecureString("wrong"), &same,
+        auto next = verifier.start(&loop, 1, hash, SecureString("wrong"), &same, false,
                                    [&](bool m) { again = !m; });
         REQUIRE(next);
         uv_run(&loop, UV_RUN_DEFAULT);

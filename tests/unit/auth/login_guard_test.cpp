@@ -75,8 +75,7 @@ TEST_CASE("failures are counted over a sliding window", "[auth][guard]") {
     CHECK(started[0].scope == LockScope::address);
 }
 
-TEST_CASE("max_failures for one user name locks the name from every address",
-          "[auth][guard]") {
+TEST_CASE("max_failures for one user name locks the name from every address", "[auth][guard]") {
     util::ManualClock clock;
     LoginGuard guard(clock);
     const auto s = settings(3);
@@ -215,9 +214,9 @@ TEST_CASE("memory stays bounded whatever names a bot tries", "[auth][guard]") {
     LoginGuard guard(clock, 1024);
     const auto s = settings(5, 0);
     for (int i = 0; i < 20000; ++i) {
-        guard.record_failure("10." + std::to_string(i / 250 % 250) + "." +
-                                 std::to_string(i % 250) + ".1",
-                             "user" + std::to_string(i), s);
+        guard.record_failure(
+            "10." + std::to_string(i / 250 % 250) + "." + std::to_string(i % 250) + ".1",
+            "user" + std::to_string(i), s);
     }
     // still works: a fresh name is counted and locked as usual
     for (int i = 0; i < 4; ++i) {

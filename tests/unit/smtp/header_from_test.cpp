@@ -57,16 +57,14 @@ TEST_CASE("mailbox-list: addr-spec and name-addr forms", "[smtp][header_from]") 
     CHECK(addresses("Alice <alice@example.com>") == Addresses{"alice@example.com"});
     CHECK(addresses("Alice Q. Liddell <alice@example.com>") == Addresses{"alice@example.com"});
     CHECK(addresses("\"Liddell, Alice\" <alice@example.com>") == Addresses{"alice@example.com"});
-    CHECK(addresses("=?UTF-8?B?QWxpY2U=?= <alice@example.com>") ==
-          Addresses{"alice@example.com"});
+    CHECK(addresses("=?UTF-8?B?QWxpY2U=?= <alice@example.com>") == Addresses{"alice@example.com"});
     CHECK(addresses("Zoë Müller <zoe@exämple.de>") == Addresses{"zoe@exämple.de"});  // RFC 6532
     CHECK(addresses("a@b, c@d") == Addresses{"a@b", "c@d"});
     CHECK(addresses("A <a@b>, \"C\" <c@d>") == Addresses{"a@b", "c@d"});
 }
 
 TEST_CASE("mailbox-list: comments, quoted strings and obsolete forms", "[smtp][header_from]") {
-    CHECK(addresses("alice@example.com (Alice (the real one))") ==
-          Addresses{"alice@example.com"});
+    CHECK(addresses("alice@example.com (Alice (the real one))") == Addresses{"alice@example.com"});
     CHECK(addresses("(comment) Alice (x) <(y) alice@example.com (z)> (w)") ==
           Addresses{"alice@example.com"});
     CHECK(addresses("\"alice\"@example.com") == Addresses{"alice@example.com"});
@@ -93,31 +91,31 @@ TEST_CASE("mailbox-list: groups", "[smtp][header_from]") {
     REQUIRE(g);
     CHECK(g->group);
     CHECK(g->addresses == Addresses{"a@b", "c@d", "e@f"});
-    CHECK(malformed("Team: a@b"));         // unterminated group
-    CHECK(malformed("A: B: a@b;;"));       // nested group
+    CHECK(malformed("Team: a@b"));    // unterminated group
+    CHECK(malformed("A: B: a@b;;"));  // nested group
 }
 
 TEST_CASE("mailbox-list: malformed bodies", "[smtp][header_from]") {
     for (const char* body : {
-             "alice",                                  // no domain
-             "Alice",                                  // a name without an address
-             "alice@",                                 // empty domain
-             "@example.com",                           // empty local part
-             "<>",                                     // the null path is no author
-             "alice@example.com <bob@example.com>",    // ambiguous
-             "Alice <alice@example.com",               // unclosed
-             "Alice alice@example.com>",               //
-             "alice@example.com (unclosed comment",    //
-             "\"unclosed@example.com",                 //
-             "alice..x@example.com",                   // empty word in local part
-             ".alice@example.com",                     //
-             "alice@example..com",                     //
-             "alice@\"example\".com",                  // quoted domain
-             "John Doe@example.com",                   // two words, no dot
-             "alice@example.com; bob@example.com",     // ; outside a group
-             "alice@[1.2.3.4",                         // unclosed literal
-             "al\x01ice@example.com",                  // control character
-             "alice@exa mple.com",                     // space inside the domain
+             "alice",                                // no domain
+             "Alice",                                // a name without an address
+             "alice@",                               // empty domain
+             "@example.com",                         // empty local part
+             "<>",                                   // the null path is no author
+             "alice@example.com <bob@example.com>",  // ambiguous
+             "Alice <alice@example.com",             // unclosed
+             "Alice alice@example.com>",             //
+             "alice@example.com (unclosed comment",  //
+             "\"unclosed@example.com",               //
+             "alice..x@example.com",                 // empty word in local part
+             ".alice@example.com",                   //
+             "alice@example..com",                   //
+             "alice@\"example\".com",                // quoted domain
+             "John Doe@example.com",                 // two words, no dot
+             "alice@example.com; bob@example.com",   // ; outside a group
+             "alice@[1.2.3.4",                       // unclosed literal
+             "al\x01ice@example.com",                // control character
+             "alice@exa mple.com",                   // space inside the domain
          }) {
         CAPTURE(body);
         CHECK(malformed(body));
@@ -134,18 +132,20 @@ TEST_CASE("scanner: one From, folded, any case, obsolete space before the colon"
     check_all_chunkings("FROM : \"Alice\"\r\n\t(comment)\r\n <alice@example.com>\r\n\r\nx\r\n",
                         Verdict::one, "alice@example.com");
     // "From" as part of another field name is not From
-    check_all_chunkings("X-From: evil@example.com\r\nFrom: alice@example.com\r\nResent-From: "
-                        "x@y\r\nFromage: brie\r\n\r\n",
-                        Verdict::one, "alice@example.com");
+    check_all_chunkings(
+        "X-From: evil@example.com\r\nFrom: alice@example.com\r\nResent-From: "
+        "x@y\r\nFromage: brie\r\n\r\n",
+        Verdict::one, "alice@example.com");
     // a message that is only a header block (no empty line before the end)
     check_all_chunkings("From: alice@example.com\r\nSubject: x\r\n", Verdict::one,
                         "alice@example.com");
 }
 
 TEST_CASE("scanner: the body is not read", "[smtp][header_from]") {
-    check_all_chunkings("From: alice@example.com\r\n\r\nFrom: evil@example.com\r\n"
-                        "\x01\x02 anything at all\r\n",
-                        Verdict::one, "alice@example.com");
+    check_all_chunkings(
+        "From: alice@example.com\r\n\r\nFrom: evil@example.com\r\n"
+        "\x01\x02 anything at all\r\n",
+        Verdict::one, "alice@example.com");
     HeaderFromScanner s(false);
     CHECK(s.feed("From: a@b\r\n\r\n") == Verdict::one);  // decided at the empty line
     CHECK(s.feed("From: c@d\r\n") == Verdict::one);
@@ -173,8 +173,7 @@ TEST_CASE("scanner: refusals", "[smtp][header_from]") {
     check_all_chunkings("From x: a@b\r\n\r\n", Verdict::malformed);
 }
 
-TEST_CASE("scanner: a second From is refused as soon as its name is read",
-          "[smtp][header_from]") {
+TEST_CASE("scanner: a second From is refused as soon as its name is read", "[smtp][header_from]") {
     HeaderFromScanner s(false);
     CHECK(s.feed("From: a@b\r\nSubject: x\r\n") == Verdict::pending);
     CHECK(s.feed("FROM:") == Verdict::several);
