@@ -22,8 +22,8 @@ struct UserRateLimits {
 };
 
 struct User {
-    std::string name;           // the login name, exactly as in the file
-    std::string password_hash;  // Argon2id PHC string
+    std::string name;                  // the login name, exactly as in the file
+    std::string password_hash;         // Argon2id PHC string
     std::vector<std::string> senders;  // patterns; empty = only its own name
     bool disabled = false;
     UserRateLimits rate_limits;

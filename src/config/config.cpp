@@ -560,9 +560,10 @@ void read_backend_addresses(TableReader& r, BackendConfig& out) {
     const toml::array* array = many->as_array();
     if (array == nullptr || array->empty()) {
         r.error(*many, "addresses",
-                array == nullptr ? "expected an array such as [\"10.0.0.5:25\", \"10.0.0.6:25\"], got " +
-                                       std::string(detail::type_name(*many))
-                                 : std::string("must list at least one backend"));
+                array == nullptr
+                    ? "expected an array such as [\"10.0.0.5:25\", \"10.0.0.6:25\"], got " +
+                          std::string(detail::type_name(*many))
+                    : std::string("must list at least one backend"));
         return;
     }
     for (std::size_t i = 0; i < array->size(); ++i) {
@@ -570,7 +571,8 @@ void read_backend_addresses(TableReader& r, BackendConfig& out) {
         const std::string key = "addresses[" + std::to_string(i) + "]";
         const auto* text = element.as_string();
         if (text == nullptr) {
-            r.error(element, key, "expected a string, got " + std::string(detail::type_name(element)));
+            r.error(element, key,
+                    "expected a string, got " + std::string(detail::type_name(element)));
             continue;
         }
         std::string why;
@@ -579,8 +581,9 @@ void read_backend_addresses(TableReader& r, BackendConfig& out) {
             r.error(element, key, why);
             continue;
         }
-        const bool duplicate = std::any_of(out.addresses.begin(), out.addresses.end(),
-                                           [&](const Endpoint& e) { return e.text() == endpoint->text(); });
+        const bool duplicate =
+            std::any_of(out.addresses.begin(), out.addresses.end(),
+                        [&](const Endpoint& e) { return e.text() == endpoint->text(); });
         if (duplicate) {
             r.error(element, key, endpoint->text() + " is listed twice");
             continue;
@@ -785,9 +788,9 @@ void read_log(TableReader& r, LogConfig& out) {
 
 // ---- top level ----
 
-constexpr std::array<std::string_view, 10> section_names{
-    "server", "listener", "tls",         "backend", "auth",
-    "limits", "log",      "rate_limits", "policy",  "metrics"};
+constexpr std::array<std::string_view, 10> section_names{"server", "listener", "tls", "backend",
+                                                         "auth",   "limits",   "log", "rate_limits",
+                                                         "policy", "metrics"};
 
 void check_top_level(const toml::table& root, Diagnostics& diags) {
     for (auto&& [key, node] : root) {

@@ -31,8 +31,8 @@ struct Endpoint {
 };
 
 struct ServerConfig {
-    std::string hostname;        // greeting and EHLO name; default: the machine's host name
-    unsigned workers = 0;        // 0 = one per CPU
+    std::string hostname;  // greeting and EHLO name; default: the machine's host name
+    unsigned workers = 0;  // 0 = one per CPU
     std::uint64_t max_connections = 10000;
     std::uint64_t max_connections_per_ip = 50;
     // After binding the listeners, switch to this account (name from the passwd
@@ -77,7 +77,7 @@ struct TlsConfig {
 };
 
 struct BackendConfig {
-    Endpoint address;                // the first of `addresses`
+    Endpoint address;                 // the first of `addresses`
     std::vector<Endpoint> addresses;  // tried in this order (failover); never empty once loaded
     BackendIdentity identity = BackendIdentity::none;
     BackendTls tls = BackendTls::none;
@@ -86,8 +86,8 @@ struct BackendConfig {
     std::filesystem::path ca_file = "/etc/ssl/certs/ca-certificates.crt";
     std::string tls_name;
     Duration connect_timeout = std::chrono::seconds(10);
-    Duration reply_timeout = std::chrono::minutes(5);      // per backend reply
-    Duration data_reply_timeout = std::chrono::minutes(10); // after end-of-data
+    Duration reply_timeout = std::chrono::minutes(5);        // per backend reply
+    Duration data_reply_timeout = std::chrono::minutes(10);  // after end-of-data
     // How often the backends' EHLO capabilities are asked again (0 = only at start and
     // on reload), and how long a backend that failed is skipped.
     Duration probe_interval = std::chrono::minutes(1);
@@ -95,8 +95,8 @@ struct BackendConfig {
 };
 
 struct PasswordHashing {
-    std::uint64_t opslimit = 3;                   // Argon2id t (iterations)
-    std::uint64_t memlimit = 64ull * 1024 * 1024; // Argon2id m, bytes
+    std::uint64_t opslimit = 3;                    // Argon2id t (iterations)
+    std::uint64_t memlimit = 64ull * 1024 * 1024;  // Argon2id m, bytes
 };
 
 struct AuthConfig {
@@ -174,11 +174,11 @@ struct Diagnostic {
 
 // Thrown by the loaders; carries every problem found, not just the first.
 class ConfigError : public std::runtime_error {
-public:
+  public:
     explicit ConfigError(std::vector<Diagnostic> diagnostics);
     const std::vector<Diagnostic>& diagnostics() const { return diagnostics_; }
 
-private:
+  private:
     std::vector<Diagnostic> diagnostics_;
 };
 

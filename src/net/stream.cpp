@@ -131,8 +131,7 @@ void TcpStream::write(std::string bytes) {
         // Nothing queued: write straight away, which usually takes it all and saves the
         // write request and the epoll registration a queued write costs.
         uv_buf_t direct = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
-        const int written =
-            uv_try_write(reinterpret_cast<uv_stream_t*>(&state_->tcp), &direct, 1);
+        const int written = uv_try_write(reinterpret_cast<uv_stream_t*>(&state_->tcp), &direct, 1);
         if (written == static_cast<int>(bytes.size())) {
             return;
         }

@@ -28,9 +28,10 @@ void check_private_file(const std::filesystem::path& path, std::string_view what
             path.string(), what, (mode & S_IROTH) != 0 ? "readable" : "writable", mode,
             path.string()));
     } else if ((mode & S_IWGRP) != 0) {
-        problems.push_back(fmt::format("{}: {} is writable by its group (mode {:04o}); fix: chmod "
-                                       "g-w {}",
-                                       path.string(), what, mode, path.string()));
+        problems.push_back(
+            fmt::format("{}: {} is writable by its group (mode {:04o}); fix: chmod "
+                        "g-w {}",
+                        path.string(), what, mode, path.string()));
     }
 }
 
@@ -67,7 +68,8 @@ void drop_privileges(const std::string& user) {
             fmt::format("[server] user = \"{}\": cannot switch: {}", user, std::strerror(errno)));
     }
     if (::setuid(0) == 0) {
-        throw std::runtime_error(fmt::format("[server] user = \"{}\": root could be regained", user));
+        throw std::runtime_error(
+            fmt::format("[server] user = \"{}\": root could be regained", user));
     }
     ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }

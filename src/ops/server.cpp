@@ -323,7 +323,8 @@ int healthcheck(const std::filesystem::path& config_file) {
     }
     if (listener.proxy_protocol) {
         constexpr std::string_view kUnknown = "PROXY UNKNOWN\r\n";
-        if (::write(fd, kUnknown.data(), kUnknown.size()) != static_cast<ssize_t>(kUnknown.size())) {
+        if (::write(fd, kUnknown.data(), kUnknown.size()) !=
+            static_cast<ssize_t>(kUnknown.size())) {
             std::cerr << "healthcheck: cannot send a PROXY header to " << listener.address.text()
                       << "\n";
             ::close(fd);

@@ -175,9 +175,9 @@ void Worker::admit(std::unique_ptr<net::TcpStream> stream, const config::Listene
         }
         return;
     }
-    auto session =
-        std::make_unique<proxy::ClientSession>(*this, std::move(stream), snapshot, listener,
-                                               next_session_id(), std::move(slot), std::move(origin));
+    auto session = std::make_unique<proxy::ClientSession>(*this, std::move(stream), snapshot,
+                                                          listener, next_session_id(),
+                                                          std::move(slot), std::move(origin));
     auto* key = session.get();
     sessions_.emplace(key, std::move(session));
     session_count_.store(sessions_.size());
@@ -240,7 +240,7 @@ void Worker::request_stop() {
 void Worker::on_wakeup() {
     if (drain_requested_.load() && !draining_) {
         draining_ = true;
-        listeners_.clear();  // stop accepting; the kernel refuses new connections
+        listeners_.clear();   // stop accepting; the kernel refuses new connections
         handshakes_.clear();  // connections still owing their PROXY header are dropped
         std::vector<proxy::ClientSession*> current;
         for (auto& [key, session] : sessions_) {

@@ -456,8 +456,8 @@ void ClientSession::verify_credentials(smtp::Credentials credentials,
     std::string hash = user != nullptr ? user->password_hash : auth::dummy_hash(cfg().auth.hashing);
     // The digest finds the credential cache entry and lets identical logins that
     // overlap share one Argon2id run.
-    const auth::CredentialCache::Digest digest = abuse_.credentials.digest(
-        snapshot_->generation, name, hash, credentials.password.view());
+    const auth::CredentialCache::Digest digest =
+        abuse_.credentials.digest(snapshot_->generation, name, hash, credentials.password.view());
     const bool cache = user != nullptr && cfg().auth.cache_ttl.count() > 0;
     if (cache && abuse_.credentials.contains(name, digest)) {
         finish_verification(true, std::move(name), std::move(mechanism), authzid_ok, true,
@@ -475,13 +475,12 @@ void ClientSession::verify_credentials(smtp::Credentials credentials,
     const std::uint64_t max_pending = cfg().auth.max_pending_verifications;
     const std::uint64_t limit = known_good ? max_pending : max_pending - max_pending / 4;
     wait_ = Wait::auth_verify;
-    verification_ = abuse_.verifier(cfg().auth.hash_threads)
-                        .start(host_.loop(), limit, std::move(hash),
-                               std::move(credentials.password), &digest, known_good,
-                               [this, name, authzid_ok, mechanism, remember](bool matched) {
-                                   finish_verification(matched, name, mechanism, authzid_ok,
-                                                       false, remember);
-                               });
+    verification_ =
+        abuse_.verifier(cfg().auth.hash_threads)
+            .start(host_.loop(), limit, std::move(hash), std::move(credentials.password), &digest,
+                   known_good, [this, name, authzid_ok, mechanism, remember](bool matched) {
+                       finish_verification(matched, name, mechanism, authzid_ok, false, remember);
+                   });
     if (!verification_) {
         wait_ = Wait::none;
         ops::log(LogLevel::warn, "auth",
@@ -627,9 +626,8 @@ void ClientSession::handle_mail(const smtp::Command& command) {
     }
     // A declared size that the byte limit can never or not now take is refused before
     // the message is sent; only then is the message counted.
-    if (declared_size &&
-        rate_limited(policy::Limit::bytes, rate_limits_.bytes, *declared_size,
-                     ReplyId::rate_limited)) {
+    if (declared_size && rate_limited(policy::Limit::bytes, rate_limits_.bytes, *declared_size,
+                                      ReplyId::rate_limited)) {
         return;
     }
     if (rate_limited(policy::Limit::messages, rate_limits_.messages, 1, ReplyId::rate_limited)) {
@@ -651,8 +649,8 @@ void ClientSession::handle_mail(const smtp::Command& command) {
 // limit is reached, queues `reply_id` with a retry hint and returns true. The bytes
 // limit is only peeked at here: bytes are taken at end of DATA. A cost the bucket can
 // never hold gets 552 5.3.4 like any message over the size limit.
-bool ClientSession::rate_limited(policy::Limit limit, const config::Rate& rate,
-                                 std::uint64_t cost, ReplyId reply_id) {
+bool ClientSession::rate_limited(policy::Limit limit, const config::Rate& rate, std::uint64_t cost,
+                                 ReplyId reply_id) {
     if (rate.unlimited()) {
         return false;
     }
@@ -800,10 +798,9 @@ void ClientSession::check_header_from(bool at_end) {
                           "header From refused: " + std::string(smtp::verdict_name(verdict)));
         return;
     }
-    const bool allowed =
-        cfg().policy.header_from == config::HeaderFrom::envelope
-            ? !mail_from_.empty() && policy::same_address(address, mail_from_)
-            : policy::sender_allowed(user_->name, user_->senders, address);
+    const bool allowed = cfg().policy.header_from == config::HeaderFrom::envelope
+                             ? !mail_from_.empty() && policy::same_address(address, mail_from_)
+                             : policy::sender_allowed(user_->name, user_->senders, address);
     if (!allowed) {
         abort_transaction(DataFailure::header_from_not_allowed,
                           "header From <" + address + "> not allowed");

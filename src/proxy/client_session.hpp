@@ -121,9 +121,8 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     void handle_rset();
     bool require_auth();
     void verify_credentials(smtp::Credentials credentials, std::string_view mechanism);
-    void finish_verification(bool matched, std::string name, std::string mechanism,
-                             bool authzid_ok, bool cached,
-                             std::optional<auth::CredentialCache::Digest> digest);
+    void finish_verification(bool matched, std::string name, std::string mechanism, bool authzid_ok,
+                             bool cached, std::optional<auth::CredentialCache::Digest> digest);
     void fail_auth(const std::string& name, const std::string& mechanism, std::string_view reason,
                    bool counted);
     void log_lockouts(const std::vector<auth::LockoutStarted>& started);
@@ -196,8 +195,8 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     std::deque<PendingReply> replies_;
     bool processing_ = false;
     bool draining_ = false;
-    bool closing_queued_ = false;      // a closing reply is queued: read no more commands
-    std::uint64_t bad_commands_ = 0;   // since the session's last delivered message
+    bool closing_queued_ = false;     // a closing reply is queued: read no more commands
+    std::uint64_t bad_commands_ = 0;  // since the session's last delivered message
 
     // session facts
     bool helo_done_ = false;
@@ -205,7 +204,7 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     std::optional<ClientOffer> offer_;  // set at EHLO (or first use)
     std::string helo_name_;
     const auth::User* user_ = nullptr;  // points into snapshot_->users
-    config::RateLimits rate_limits_;     // the user's, set at AUTH
+    config::RateLimits rate_limits_;    // the user's, set at AUTH
 
     // transaction
     bool mail_open_ = false;

@@ -26,9 +26,9 @@ namespace portcullis::proxy {
 struct Snapshot {
     std::shared_ptr<const config::Config> config;
     std::shared_ptr<const auth::UsersSnapshot> users;
-    std::shared_ptr<SSL_CTX> tls;  // null when no listener uses TLS
+    std::shared_ptr<SSL_CTX> tls;          // null when no listener uses TLS
     std::shared_ptr<SSL_CTX> backend_tls;  // STARTTLS to the backend; null when tls = "none"
-    std::uint64_t generation = 0;  // distinct for every snapshot loaded by this process
+    std::uint64_t generation = 0;          // distinct for every snapshot loaded by this process
 };
 
 // Loads config, users file and certificates into a snapshot; throws

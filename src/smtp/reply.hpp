@@ -54,7 +54,8 @@ enum class ReplyId {
     data_timeout,           // 421 4.4.2 Message transfer took too long, closing connection
     header_from_not_allowed,  // 550 5.7.1 From: header address not allowed for this sender
     header_from_invalid,      // 550 5.7.1 Message must have exactly one valid From: address
-    backend_identity_failed,  // 421 4.3.0 Backend cannot be told the client identity, closing connection
+    backend_identity_failed,  // 421 4.3.0 Backend cannot be told the client identity, closing
+                              // connection
     backend_tls_failed,       // 421 4.3.0 Backend connection cannot be secured, closing connection
     smtputf8_required,        // 553 5.6.7 Must declare SMTPUTF8 to send unicode address
 };

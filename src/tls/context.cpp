@@ -234,8 +234,8 @@ SslCtxPtr make_backend_context(const config::BackendConfig& backend) {
         const std::string ca = backend.ca_file.string();
         std::FILE* probe = std::fopen(ca.c_str(), "rb");
         if (probe == nullptr) {
-            throw TlsError(fmt::format("{}: cannot open backend CA file: {}", ca,
-                                       std::strerror(errno)));
+            throw TlsError(
+                fmt::format("{}: cannot open backend CA file: {}", ca, std::strerror(errno)));
         }
         std::fclose(probe);
         if (SSL_CTX_load_verify_locations(ctx.get(), ca.c_str(), nullptr) != 1) {

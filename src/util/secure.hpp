@@ -29,7 +29,7 @@ struct ZeroingAllocator {
 
 // Short strings live inside the object (SSO); the destructor below wipes that too.
 class SecureString {
-public:
+  public:
     using Storage = std::basic_string<char, std::char_traits<char>, ZeroingAllocator<char>>;
     SecureString() = default;
     explicit SecureString(std::string_view s) : s_(s.data(), s.size()) {}
@@ -59,7 +59,7 @@ public:
     }
     bool operator==(const SecureString& o) const { return view() == o.view(); }
 
-private:
+  private:
     Storage s_;
 };
 

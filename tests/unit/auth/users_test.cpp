@@ -124,10 +124,11 @@ TEST_CASE("users: wrong types, unknown keys and unsupported keys", "[users]") {
 }
 
 TEST_CASE("users: per-user rate_limits", "[users]") {
-    const auto s = parse(user("bob", "rate_limits = { messages = \"1000/1h\", bytes = "
-                                     "\"1GiB/1d\" }\n") +
-                         user("carol", "rate_limits = { recipients = \"unlimited\" }\n") +
-                         user("dave"));
+    const auto s =
+        parse(user("bob",
+                   "rate_limits = { messages = \"1000/1h\", bytes = "
+                   "\"1GiB/1d\" }\n") +
+              user("carol", "rate_limits = { recipients = \"unlimited\" }\n") + user("dave"));
     const auth::User* bob = s->find("bob");
     REQUIRE(bob);
     REQUIRE(bob->rate_limits.messages);

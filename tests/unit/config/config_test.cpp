@@ -427,8 +427,10 @@ TEST_CASE("abuse-control keys: bad values name file, line and column", "[config]
 TEST_CASE("listener proxy_protocol needs trusted_proxies", "[config]") {
     const std::string head = "[[listener]]\naddress = \"127.0.0.1:25\"\ntls = \"none\"\n";
     const std::string tail = backend_min + auth_min;
-    const auto c = parse(head + "proxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\", "
-                                "\"192.0.2.7\", \"2001:db8::/32\", \"::1\"]\n" + tail);
+    const auto c = parse(head +
+                         "proxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\", "
+                         "\"192.0.2.7\", \"2001:db8::/32\", \"::1\"]\n" +
+                         tail);
     REQUIRE(c->listeners[0].proxy_protocol);
     const auto& trusted = c->listeners[0].trusted_proxies;
     REQUIRE(trusted.size() == 4);
@@ -445,8 +447,10 @@ TEST_CASE("listener proxy_protocol needs trusted_proxies", "[config]") {
                  "true"});
     CHECK(errors(head + "proxy_protocol = true\ntrusted_proxies = []\n" + tail) ==
           Errors{"test.toml:5:19: listener.trusted_proxies: must list at least one network"});
-    CHECK(errors(head + "proxy_protocol = true\ntrusted_proxies = [\"10.0.0.1/8\", "
-                        "\"10.0.0.0/33\", \"lb.example\", 7]\n" + tail) ==
+    CHECK(errors(head +
+                 "proxy_protocol = true\ntrusted_proxies = [\"10.0.0.1/8\", "
+                 "\"10.0.0.0/33\", \"lb.example\", 7]\n" +
+                 tail) ==
           Errors{"test.toml:5:20: listener.trusted_proxies[0]: \"10.0.0.1/8\" has host bits "
                  "set; did you mean \"10.0.0.0/8\"?",
                  "test.toml:5:34: listener.trusted_proxies[1]: \"10.0.0.0/33\": the prefix "
@@ -500,8 +504,10 @@ TEST_CASE("backend identity and tls modes", "[config]") {
     CHECK(parse(head + "identity = \"proxy-v2\"\n" + tail)->backend.identity ==
           BackendIdentity::proxy_v2);
     CHECK(parse(head + "tls = \"starttls\"\n" + tail)->backend.tls == BackendTls::starttls);
-    const auto verify = parse(head + "tls = \"starttls-verify\"\nca_file = \"ca.pem\"\n"
-                                     "tls_name = \"mta.example.com\"\n" + tail);
+    const auto verify = parse(head +
+                              "tls = \"starttls-verify\"\nca_file = \"ca.pem\"\n"
+                              "tls_name = \"mta.example.com\"\n" +
+                              tail);
     CHECK(verify->backend.tls == BackendTls::starttls_verify);
     CHECK(verify->backend.ca_file == "/srv/pc/ca.pem");
     CHECK(verify->backend.tls_name == "mta.example.com");
@@ -522,9 +528,10 @@ TEST_CASE("backend identity and tls modes", "[config]") {
 
 TEST_CASE("several backends, probing and health keys", "[config]") {
     const std::string tail = listener_plain + auth_min;
-    const auto c = parse("[backend]\naddresses = [\"10.0.0.5:25\", \"mta2.internal:2525\", "
-                         "\"[::1]:25\"]\nprobe_interval = \"0s\"\nunhealthy_time = \"2m\"\n" +
-                         tail);
+    const auto c = parse(
+        "[backend]\naddresses = [\"10.0.0.5:25\", \"mta2.internal:2525\", "
+        "\"[::1]:25\"]\nprobe_interval = \"0s\"\nunhealthy_time = \"2m\"\n" +
+        tail);
     REQUIRE(c->backend.addresses.size() == 3);
     CHECK(c->backend.addresses[1].text() == "mta2.internal:2525");
     CHECK(c->backend.addresses[2].text() == "[::1]:25");
@@ -536,8 +543,7 @@ TEST_CASE("several backends, probing and health keys", "[config]") {
     CHECK(one->backend.addresses[0].text() == "127.0.0.1:25");
     CHECK(one->backend.probe_interval == 1min);
     CHECK(one->backend.unhealthy_time == 30s);
-    CHECK(errors("[backend]\naddress = \"10.0.0.5:25\"\naddresses = [\"10.0.0.6:25\"]\n" +
-                 tail) ==
+    CHECK(errors("[backend]\naddress = \"10.0.0.5:25\"\naddresses = [\"10.0.0.6:25\"]\n" + tail) ==
           Errors{"test.toml:3:13: backend.addresses: give either backend.address or "
                  "backend.addresses, not both"});
     CHECK(errors("[backend]\naddresses = []\n" + tail) ==

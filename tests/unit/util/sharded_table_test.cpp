@@ -69,7 +69,8 @@ TEST_CASE("sharded table stays within its capacity, dropping idle entries first"
     CHECK(busy == kBusy);
 }
 
-TEST_CASE("when nothing is idle, busy entries still make room (the stalest first)", "[util][sharded]") {
+TEST_CASE("when nothing is idle, busy entries still make room (the stalest first)",
+          "[util][sharded]") {
     util::ManualClock clock;
     util::ShardedTable<Counter> table(16);  // 1 per shard
     const auto forever = clock.now() + 24h;
