@@ -536,7 +536,11 @@ class Fixture:
     def log_lines(self):
         """The gateway's stdout, one JSON object per line. A non-JSON line is a Failure."""
         out = []
-        for line in self.stdout_text().splitlines():
+        text = self.stdout_text()
+        if not text.endswith("\n"):
+            # The gateway may be writing a line right now: judge only complete lines.
+            text = text[:text.rfind("\n") + 1]
+        for line in text.splitlines():
             if not line.strip():
                 continue
             try:
