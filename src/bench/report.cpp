@@ -1,5 +1,7 @@
 #include "bench/report.hpp"
 
+#include "ops/log.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -26,34 +28,13 @@ std::string ratio_or(double cpu, double units, double scale, const char* none) {
     return fmt::format("{:.1f}", cpu / units * scale);
 }
 
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (const char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-                } else {
-                    out.push_back(c);
-                }
-        }
-    }
-    return out + "\"";
-}
-
 std::string json_failures(const FailureCounts& reasons) {
     std::string out = "{";
     for (const auto& [reason, count] : reasons) {
         if (out.size() > 1) {
             out += ",";
         }
-        out += json_string(reason) + ":" + std::to_string(count);
+        out += ops::json_quote(reason) + ":" + std::to_string(count);
     }
     return out + "}";
 }
@@ -116,7 +97,8 @@ void print_load_json(const Options& o, const LoadReport& r, std::ostream& out) {
                "\"clients\":{},\"messages_per_connection\":{},\"message_size\":{},"
                "\"rate_cap\":{},\"warmup_s\":{},\"tls\":{},",
                mode_name(o.mode), o.host, o.port, auth_name(o.auth), o.clients,
-               o.messages_per_connection, o.message_size, o.rate, o.warmup_s, json_string(r.tls))
+               o.messages_per_connection, o.message_size, o.rate, o.warmup_s,
+               ops::json_quote(r.tls))
         << fmt::format(
                "\"elapsed_s\":{:.4f},\"messages\":{},\"sessions\":{},\"connections\":{},"
                "\"messages_per_s\":{:.2f},\"sessions_per_s\":{:.2f},\"mb_per_s\":{:.3f},",
@@ -170,7 +152,7 @@ void print_idle_json(const Options& o, const IdleReport& r, std::ostream& out) {
                "\"setup_s\":{:.3f},\"watch_pids\":{},\"tls\":{},",
                mode_name(o.mode), o.host, o.port, o.idle_tls, r.requested, r.ready, r.failures,
                json_failures(r.failure_reasons), r.setup_s, json_watch(o.watch_pids),
-               json_string(r.tls));
+               ops::json_quote(r.tls));
     if (r.watched && r.ready > 0) {
         const double delta =
             static_cast<double>(r.rss_after_kib) - static_cast<double>(r.rss_before_kib);

@@ -109,6 +109,13 @@ std::string timestamp_now() {
 
 }  // namespace
 
+std::string json_quote(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 2);
+    append_json_string(out, s);
+    return out;
+}
+
 void configure_logging(const config::LogConfig& cfg) {
     g_format.store(cfg.format);
     g_level.store(cfg.level);

@@ -39,6 +39,10 @@ bool log_enabled(LogLevel level);
 // Writes one line: {"ts":"2026-11-28T17:00:00.123Z","level":"info","event":EVENT,...}
 void log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields);
 
+// A JSON string literal (quotes included) with every control character escaped; the one
+// JSON string encoder, also used by portcullis-bench's --json output.
+std::string json_quote(std::string_view s);
+
 // Exposed for tests: the JSON / text rendering of one line (without the newline).
 std::string render_json(std::string_view ts, LogLevel level, std::string_view event,
                         std::initializer_list<LogField> fields);
