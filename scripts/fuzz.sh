@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang, -Dfuzzing=true) in build-fuzz/ and runs each one
-# for SECONDS (default 60), all in parallel. Each target runs on its own working corpus
-# in build-fuzz/corpus/<target>/, seeded from tests/fuzz/corpus/<target>/ (the seed
-# corpus in the repository is never written to). Crash inputs go to
-# build-fuzz/artifacts/<target>/, logs to build-fuzz/logs/<target>.log.
+# Builds the libFuzzer targets (clang, -Dfuzzing=true) in build-fuzz/ (or in
+# $FUZZ_BUILD_DIR) and runs each one for SECONDS (default 60), all in parallel. Each
+# target runs on its own working corpus in build-fuzz/corpus/<target>/, seeded from
+# tests/fuzz/corpus/<target>/ (the seed corpus in the repository is never written
+# to). Crash inputs go to build-fuzz/artifacts/<target>/, logs to
+# build-fuzz/logs/<target>.log.
 # Prints executions and crashes per target; exits 1 if any target crashed.
 #
 #   scripts/fuzz.sh [SECONDS]
@@ -16,8 +17,9 @@ if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="$root/build-fuzz"
-targets=(fuzz_command fuzz_sasl fuzz_data_codec fuzz_backend_reply fuzz_proxy_header fuzz_header_from)
+build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"  # FUZZ_BUILD_DIR: another build folder
+targets=(fuzz_command fuzz_sasl fuzz_data_codec fuzz_backend_reply fuzz_proxy_header fuzz_header_from
+         fuzz_config)
 
 # Reuses build-fuzz when it was set up with clang; otherwise sets it up afresh, keeping
 # the working corpora gathered by earlier runs.

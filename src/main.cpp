@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/user_import.hpp"
 #include "cli/version.hpp"
 #include "ops/server.hpp"
 
@@ -68,6 +69,20 @@ int run(int argc, char** argv) {
     auto* user_list = user->add_subcommand("list", "list users: name, state, senders");
     add_config_option(user_list, config);
 
+    portcullis::cli::ImportOptions import_options;
+    std::string import_source;
+    auto* user_import = user->add_subcommand(
+        "import", "import Argon2id users from a Dovecot passwd-file or an htpasswd file");
+    user_import->add_option("FILE", import_source, "the file to import; - reads standard input")
+        ->required();
+    user_import->add_flag("--replace", import_options.replace,
+                          "give existing users the imported hash (else they are an error)");
+    user_import->add_flag("--dry-run", import_options.dry_run,
+                          "report what would be imported; change nothing");
+    user_import->add_flag("--skip-unsupported", import_options.skip_unsupported,
+                          "leave out users whose hash is not Argon2id instead of failing");
+    add_config_option(user_import, config);
+
     auto* hash = app.add_subcommand("hash", "print the Argon2id PHC string of a password");
     hash->add_flag("--password-stdin", password_stdin,
                    "read the password from one line of standard input");
@@ -111,6 +126,10 @@ int run(int argc, char** argv) {
         }
         if (user_del->parsed()) {
             return portcullis::cli::run_user_del(config, name, io);
+        }
+        if (user_import->parsed()) {
+            import_options.source = import_source;
+            return portcullis::cli::run_user_import(config, import_options, io, std::cin);
         }
         if (user_list->parsed()) {
             return portcullis::cli::run_user_list(config, io);

@@ -26,6 +26,7 @@
 //   preauth_timeout = "30s"     # connect to successful AUTH
 //   data_timeout = "15m"        # 354 to end of data
 //   max_bad_commands = 20       # then 421 4.7.0 and close
+//   max_line_length = "64KiB"   # longest DATA text line; longer: 554 5.6.0, not delivered
 //
 //   [rate_limits]
 //   bytes = "500MiB/1d"         # also messages, recipients (DESIGN.md); "unlimited"
@@ -43,8 +44,19 @@
 //   probe_interval = "1m"         # re-read the backends' EHLO; "0s" = start/reload only
 //   unhealthy_time = "30s"        # a backend that failed is skipped this long
 //
+//   [server]
+//   drain_timeout = "30s"       # SIGTERM/SIGINT: sessions finish this long, then 421
+//
+//   [state]                     # where rate limits and lockouts are counted (issue 8)
+//   backend = "memory"          # "memory" | "redis"
+//   address = "redis://127.0.0.1:6379"  # or "unix:/run/redis/redis.sock"
+//   password_file = "redis.pass"  # optional; AUTH with its first line
+//   timeout = "50ms"            # per Redis call
+//   on_state_error = "local"    # "local" | "fail-closed"
+//   key_prefix = "portcullis:"
+//
 // DESIGN.md keys whose feature is not built yet are refused with "... is not supported
-// yet" so that nobody believes they are in force: the [metrics] section.
+// yet" so that nobody believes they are in force (none at present).
 //
 // Relative paths (tls certificate/private_key, auth users_file) are resolved against
 // the folder of the config file. Files are not opened here: the TLS and auth modules do.
@@ -56,7 +68,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <limits>
 
 #include "config/toml_reader.hpp"
@@ -318,6 +334,9 @@ void read_server(TableReader& r, ServerConfig& out) {
     }
     if (auto v = r.nonempty_string("user")) {
         out.user = *v;
+    }
+    if (auto v = r.duration("drain_timeout", true)) {
+        out.drain_timeout = *v;  // "0s": sessions in progress get 421 at once
     }
 }
 
@@ -743,6 +762,10 @@ void read_limits(TableReader& r, LimitsConfig& out) {
     if (auto v = r.integer("max_bad_commands", 1, int_max)) {
         out.max_bad_commands = static_cast<std::uint64_t>(*v);
     }
+    // RFC 5321 4.5.3.1.6: a server must take text lines of 998 octets (plus CRLF).
+    if (auto v = r.size("max_line_length", 998)) {
+        out.max_line_length = *v;
+    }
 }
 
 // ---- [rate_limits], [policy] ----
@@ -777,6 +800,30 @@ LogLevel log_level(std::string_view name) {
     return name == "error" ? LogLevel::error : LogLevel::info;
 }
 
+// The metrics endpoint serves plain HTTP: a numeric address only, and not one a
+// listener uses.
+void read_metrics(TableReader& r, const std::vector<ListenerConfig>& listeners,
+                  MetricsConfig& out) {
+    const auto text = r.string("address");
+    if (!text || text->empty()) {
+        return;  // off
+    }
+    std::string why;
+    auto endpoint = parse_endpoint(*text, false, why);
+    if (!endpoint) {
+        r.error(*r.get("address"), "address", why);
+        return;
+    }
+    for (const auto& listener : listeners) {
+        if (listener.address.text() == endpoint->text()) {
+            r.error(*r.get("address"), "address",
+                    endpoint->text() + " is already the address of a [[listener]]");
+            return;
+        }
+    }
+    out.address = std::move(*endpoint);
+}
+
 void read_log(TableReader& r, LogConfig& out) {
     if (auto v = r.one_of("format", {"json", "text"})) {
         out.format = *v == "json" ? LogFormat::json : LogFormat::text;
@@ -786,19 +833,140 @@ void read_log(TableReader& r, LogConfig& out) {
     }
 }
 
+// ---- [state] ----
+
+// "redis://host:port" (port defaults to 6379) or "unix:/absolute/path".
+bool parse_state_address(std::string_view text, StateConfig& out, std::string& why) {
+    constexpr std::string_view redis_scheme = "redis://";
+    constexpr std::string_view unix_scheme = "unix:";
+    if (text.starts_with(unix_scheme)) {
+        const std::string_view path = text.substr(unix_scheme.size());
+        if (path.empty() || path.front() != '/') {
+            why = "expected \"unix:/absolute/path/to/redis.sock\"";
+            return false;
+        }
+        out.unix_socket = std::string(path);
+        return true;
+    }
+    if (!text.starts_with(redis_scheme)) {
+        why =
+            "expected \"redis://host:port\" or \"unix:/path\" (rediss:// is not supported: "
+            "see tls)";
+        return false;
+    }
+    std::string_view rest = text.substr(redis_scheme.size());
+    if (rest.ends_with('/')) {
+        rest.remove_suffix(1);
+    }
+    if (rest.find('@') != std::string_view::npos || rest.find('/') != std::string_view::npos) {
+        why = "a password or database in the URL is not supported; use password_file";
+        return false;
+    }
+    std::string host(rest);
+    if (!rest.empty() && rest.front() == '[') {
+        const std::size_t close = rest.find(']');
+        if (close == std::string_view::npos) {
+            why = "missing ']' after an IPv6 address";
+            return false;
+        }
+        host = std::string(rest.substr(1, close - 1));
+        rest = rest.substr(close + 1);
+        if (!rest.empty() && rest.front() != ':') {
+            why = "expected ':PORT' after ']'";
+            return false;
+        }
+    } else if (const std::size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
+        host = std::string(rest.substr(0, colon));
+        rest = rest.substr(colon);
+    } else {
+        rest = {};
+    }
+    if (host.empty()) {
+        why = "no host";
+        return false;
+    }
+    out.host = host;
+    if (!rest.empty()) {  // ":PORT"
+        const std::string_view digits = rest.substr(1);
+        unsigned port = 0;
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+        if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() ||
+            port == 0 || port > 65535) {
+            why = "invalid port \"" + std::string(digits) + "\"";
+            return false;
+        }
+        out.port = static_cast<std::uint16_t>(port);
+    }
+    return true;
+}
+
+// The password is read here, at load, so that a missing or unreadable file is an error
+// that names the config line; its permissions are checked by ops::secret_file_problems.
+void read_state_password(TableReader& r, const std::filesystem::path& base_dir, StateConfig& out) {
+    const auto text = r.nonempty_string("password_file");
+    if (!text) {
+        return;
+    }
+    out.password_file = resolve(base_dir, *text);
+    std::ifstream in(out.password_file, std::ios::binary);
+    std::string password((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in && !in.eof()) {
+        r.error(*r.get("password_file"), "password_file",
+                "cannot read " + out.password_file.string() + ": " + std::strerror(errno));
+        return;
+    }
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+        password.pop_back();  // the newline an editor or `echo` leaves
+    }
+    if (password.empty()) {
+        r.error(*r.get("password_file"), "password_file", out.password_file.string() + " is empty");
+        return;
+    }
+    out.password = std::move(password);
+}
+
+void read_state(TableReader& r, const std::filesystem::path& base_dir, StateConfig& out) {
+    if (auto v = r.one_of("backend", {"memory", "redis"})) {
+        out.backend = *v == "redis" ? StateBackend::redis : StateBackend::memory;
+    }
+    if (auto v = r.nonempty_string("address")) {
+        std::string why;
+        if (!parse_state_address(*v, out, why)) {
+            r.error(*r.get("address"), "address", "invalid Redis address \"" + *v + "\": " + why);
+        } else {
+            out.address = *v;
+        }
+    } else if (out.backend == StateBackend::redis && r.get("address") == nullptr) {
+        r.error(r.table(), "address",
+                "backend = \"redis\" needs an address (\"redis://host:6379\" or \"unix:/path\")");
+    }
+    read_state_password(r, base_dir, out);
+    if (auto v = r.boolean("tls"); v && *v) {
+        r.error(*r.get("tls"), "tls",
+                "TLS to Redis is not supported: Debian's hiredis 0.14 has no TLS; reach Redis "
+                "over a private network, a unix socket or a TLS tunnel (stunnel, spiped)");
+    }
+    if (auto v = r.duration("timeout", false)) {
+        out.timeout = *v;
+    }
+    if (auto v = r.one_of("on_state_error", {"local", "fail-closed"})) {
+        out.on_error = *v == "local" ? StateErrorMode::local : StateErrorMode::fail_closed;
+    }
+    if (auto v = r.string("key_prefix")) {
+        out.key_prefix = *v;
+    }
+}
+
 // ---- top level ----
 
-constexpr std::array<std::string_view, 10> section_names{"server", "listener", "tls", "backend",
-                                                         "auth",   "limits",   "log", "rate_limits",
-                                                         "policy", "metrics"};
+constexpr std::array<std::string_view, 11> section_names{
+    "server", "listener",    "tls",    "backend", "auth", "limits",
+    "log",    "rate_limits", "policy", "metrics", "state"};
 
 void check_top_level(const toml::table& root, Diagnostics& diags) {
     for (auto&& [key, node] : root) {
         const std::string_view name = key.str();
-        if (name == "metrics") {
-            diags.error(key.source(), "[" + std::string(name) + "] is not supported yet");
-        } else if (std::find(section_names.begin(), section_names.end(), name) ==
-                   section_names.end()) {
+        if (std::find(section_names.begin(), section_names.end(), name) == section_names.end()) {
             const std::string what = node.is_table() ? "unknown section [" + std::string(name) + "]"
                                                      : "unknown key '" + std::string(name) +
                                                            "' at the top level (outside a section)";
@@ -843,6 +1011,10 @@ Config build_config(const toml::table& root, const std::filesystem::path& file,
                  [&](TableReader& r) { read_rate_limits(r, c.rate_limits); });
     read_section(root, "policy", false, diags, [&](TableReader& r) { read_policy(r, c.policy); });
     read_section(root, "log", false, diags, [&](TableReader& r) { read_log(r, c.log); });
+    read_section(root, "metrics", false, diags,
+                 [&](TableReader& r) { read_metrics(r, c.listeners, c.metrics); });
+    read_section(root, "state", false, diags,
+                 [&](TableReader& r) { read_state(r, base_dir, c.state); });
     return c;
 }
 

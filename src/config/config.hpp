@@ -38,6 +38,8 @@ struct ServerConfig {
     // After binding the listeners, switch to this account (name from the passwd
     // database); empty = keep running as the starting user.
     std::string user;
+    // SIGTERM/SIGINT: how long sessions in progress may finish before they get 421.
+    Duration drain_timeout = std::chrono::seconds(30);
 };
 
 // An IPv4 or IPv6 network, e.g. 10.0.0.0/8 or 2001:db8::/32 (a bare address is /32
@@ -129,6 +131,9 @@ struct LimitsConfig {
     Duration preauth_timeout = std::chrono::seconds(30);  // connect to successful AUTH
     Duration data_timeout = std::chrono::minutes(15);     // 354 to end of data
     std::uint64_t max_bad_commands = 20;                  // per session, then 421
+    // Longest DATA text line (octets, without CRLF and transparency dot) passed to the
+    // backend unchanged; a message with a longer one is refused, nothing delivered.
+    std::uint64_t max_line_length = 64 * 1024;
 };
 
 // [rate_limits]: defaults for every user; a user's own rate_limits replace them.
@@ -150,6 +155,29 @@ struct LogConfig {
     LogLevel level = LogLevel::info;
 };
 
+// [metrics]: Prometheus text at /metrics, plus /healthz and /readyz, on one address.
+struct MetricsConfig {
+    std::optional<Endpoint> address;  // nullopt = off (key absent or "")
+};
+
+// [state]: where rate-limit and lockout counters live. "memory" keeps them in this
+// process; "redis" shares them between gateways (see src/state/).
+enum class StateBackend { memory, redis };
+enum class StateErrorMode { local, fail_closed };
+
+struct StateConfig {
+    StateBackend backend = StateBackend::memory;
+    std::string address;                  // as written: "redis://host:port" or "unix:/path"
+    std::string host;                     // TCP: a name or numeric address
+    std::uint16_t port = 6379;            // TCP
+    std::filesystem::path unix_socket;    // set for "unix:/path"
+    std::filesystem::path password_file;  // empty = no AUTH
+    std::string password;                 // read from password_file at load
+    Duration timeout = std::chrono::milliseconds(50);  // per call
+    StateErrorMode on_error = StateErrorMode::local;
+    std::string key_prefix = "portcullis:";
+};
+
 struct Config {
     std::filesystem::path file;  // the file this snapshot was read from (absolute)
     ServerConfig server;
@@ -161,6 +189,8 @@ struct Config {
     RateLimits rate_limits;
     PolicyConfig policy;
     LogConfig log;
+    MetricsConfig metrics;
+    StateConfig state;
 };
 
 // One problem found in a file: "FILE:LINE:COL: message".

@@ -43,6 +43,9 @@ std::vector<std::string> secret_file_problems(const config::Config& cfg) {
         check_private_file(pair.private_key, "the TLS private key", problems);
     }
     check_private_file(cfg.auth.users_file, "the users file (password hashes)", problems);
+    if (!cfg.state.password_file.empty()) {
+        check_private_file(cfg.state.password_file, "the Redis password file ([state])", problems);
+    }
     return problems;
 }
 

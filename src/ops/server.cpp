@@ -18,6 +18,8 @@
 #include "auth/password.hpp"
 #include "net/stream.hpp"
 #include "ops/log.hpp"
+#include "ops/metrics.hpp"
+#include "ops/metrics_server.hpp"
 #include "ops/security.hpp"
 #include "ops/worker.hpp"
 #include "proxy/backend_probe.hpp"
@@ -26,9 +28,10 @@
 namespace portcullis::ops {
 namespace {
 
-// How long SIGTERM waits for sessions in progress before closing them.
-constexpr std::uint64_t kDrainTimeoutMs = 30'000;
 constexpr std::uint64_t kDrainPollMs = 100;
+// After the drain timeout every session was sent 421; this long for those lines to be
+// written (a session's own close grace is 5 s) before the rest are simply closed.
+constexpr auto kAbortGrace = std::chrono::seconds(6);
 
 void print_load_error(const std::exception& error) {
     if (const auto* config_error = dynamic_cast<const config::ConfigError*>(&error)) {
@@ -60,7 +63,10 @@ std::string_view tls_mode_name(config::ListenerTls tls) {
     return "none";
 }
 
-// The main thread's loop: signals only. Workers do all the network work.
+// The main thread's loop: signals, reload, drain, the backend prober and the metrics
+// endpoint. Workers do all the mail work, so nothing here ever blocks a session: a
+// reload builds the new snapshot here (reading files, loading certificates) while the
+// workers keep serving with the old one, then swaps it in under a short lock.
 class Supervisor {
   public:
     Supervisor(proxy::Runtime& runtime, std::vector<std::unique_ptr<Worker>>& workers)
@@ -79,6 +85,7 @@ class Supervisor {
     }
 
     ~Supervisor() {
+        metrics_server_.reset();
         prober_.reset();  // its handles close in the uv_run below
         for (auto& handle : signals_) {
             uv_close(reinterpret_cast<uv_handle_t*>(handle.get()), nullptr);
@@ -86,6 +93,19 @@ class Supervisor {
         uv_close(reinterpret_cast<uv_handle_t*>(&poll_timer_), nullptr);
         uv_run(&loop_, UV_RUN_DEFAULT);  // runs the close callbacks; handles freed below
         uv_loop_close(&loop_);
+    }
+
+    // Binds [metrics] address when set; throws net::ListenError naming it.
+    void start_metrics() {
+        const auto snapshot = runtime_.snapshot.get();
+        const auto& address = snapshot->config->metrics.address;
+        if (!address) {
+            return;
+        }
+        metrics_server_ = std::make_unique<MetricsServer>(
+            &loop_, *address, [this](std::string_view path) { return route(path); });
+        metrics_address_ = address->text();
+        log(LogLevel::info, "metrics.listen", {{"address", metrics_address_}});
     }
 
     void run() {
@@ -103,6 +123,33 @@ class Supervisor {
         }
     }
 
+    HttpReply route(std::string_view path) {
+        const std::size_t configured = runtime_.snapshot.get()->config->backend.addresses.size();
+        const std::size_t answering = prober_->backends_answering();
+        if (path == "/metrics") {
+            Metrics& m = metrics();
+            m.set_connections_current(static_cast<double>(runtime_.connections.current()));
+            m.set_draining(draining_);
+            m.set_backends_up(static_cast<double>(answering));
+            return {200, "text/plain; version=0.0.4; charset=utf-8", m.serialize()};
+        }
+        if (path == "/healthz") {
+            return {200, "text/plain; charset=utf-8", "ok\n"};
+        }
+        if (path == "/readyz") {
+            if (draining_) {
+                return {503, "text/plain; charset=utf-8", "not ready: draining\n"};
+            }
+            if (answering == 0) {
+                return {503, "text/plain; charset=utf-8",
+                        "not ready: no backend answered its last probe\n"};
+            }
+            return {200, "text/plain; charset=utf-8",
+                    fmt::format("ready: {} of {} backends answering\n", answering, configured)};
+        }
+        return {404, "text/plain; charset=utf-8", "not found\n"};
+    }
+
     void reload() {
         try {
             auto next = proxy::load_snapshot(runtime_.config_file);
@@ -113,6 +160,11 @@ class Supervisor {
             if (next->config->listeners.size() != previous->config->listeners.size()) {
                 log(LogLevel::warn, "reload.listeners",
                     {{"message", "listener changes take effect after a restart"}});
+            }
+            const auto& metrics_address = next->config->metrics.address;
+            if ((metrics_address ? metrics_address->text() : std::string()) != metrics_address_) {
+                log(LogLevel::warn, "reload.metrics",
+                    {{"message", "a change of [metrics] address takes effect after a restart"}});
             }
             configure_logging(next->config->log);
             runtime_.snapshot.set(std::move(next));
@@ -134,10 +186,11 @@ class Supervisor {
             return;
         }
         draining_ = true;
+        drain_timeout_ = runtime_.snapshot.get()->config->server.drain_timeout;
         log(LogLevel::info, "shutdown",
             {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"},
              {"sessions", runtime_.connections.current()},
-             {"drain_timeout_ms", kDrainTimeoutMs}});
+             {"drain_timeout_ms", static_cast<std::int64_t>(drain_timeout_.count())}});
         for (auto& worker : workers_) {
             worker->request_drain();
         }
@@ -154,8 +207,21 @@ class Supervisor {
         const auto waited = std::chrono::steady_clock::now() - self->drain_started_;
         if (sessions == 0) {
             uv_stop(&self->loop_);
-        } else if (waited > std::chrono::milliseconds(kDrainTimeoutMs)) {
+        } else if (!self->aborted_ && waited >= self->drain_timeout_) {
+            self->abort_sessions(sessions);
+        } else if (self->aborted_ && waited >= self->drain_timeout_ + kAbortGrace) {
             self->force_stop();
+        }
+    }
+
+    // The drain timeout passed: every session still open is answered 421 and closed.
+    void abort_sessions(std::size_t sessions) {
+        aborted_ = true;
+        log(LogLevel::warn, "shutdown.timeout",
+            {{"sessions", sessions},
+             {"drain_timeout_ms", static_cast<std::int64_t>(drain_timeout_.count())}});
+        for (auto& worker : workers_) {
+            worker->request_abort();
         }
     }
 
@@ -173,7 +239,11 @@ class Supervisor {
     std::vector<std::unique_ptr<uv_signal_t>> signals_;
     uv_timer_t poll_timer_{};
     std::unique_ptr<proxy::BackendProber> prober_;
+    std::unique_ptr<MetricsServer> metrics_server_;
+    std::string metrics_address_;  // bound at start; "" = none
     bool draining_ = false;
+    bool aborted_ = false;  // the drain timeout passed; sessions were sent 421
+    config::Duration drain_timeout_{};
     std::chrono::steady_clock::time_point drain_started_;
 };
 
@@ -215,6 +285,16 @@ int serve(const std::filesystem::path& config_file) {
         std::cerr << "portcullis: " << error.what() << "\n";
         return 1;
     }
+    // The supervisor binds [metrics] address now, with the listeners (before privileges
+    // are dropped).
+    auto supervisor = std::make_unique<Supervisor>(runtime, workers);
+    try {
+        supervisor->start_metrics();
+    } catch (const std::exception& error) {
+        log(LogLevel::error, "listen.failed", {{"error", error.what()}, {"what", "metrics"}});
+        std::cerr << "portcullis: [metrics] address: " << error.what() << "\n";
+        return 1;
+    }
     // Listening sockets are bound (ports below 1024 need root); nothing else does.
     if (!cfg.server.user.empty()) {
         try {
@@ -240,13 +320,11 @@ int serve(const std::filesystem::path& config_file) {
                  {"message", "tls = \"none\" sends passwords in clear text; for tests only"}});
         }
     }
-    {
-        Supervisor supervisor(runtime, workers);
-        for (auto& worker : workers) {
-            worker->start_thread();
-        }
-        supervisor.run();
+    for (auto& worker : workers) {
+        worker->start_thread();
     }
+    supervisor->run();
+    supervisor.reset();
     for (auto& worker : workers) {
         worker->request_stop();
     }

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "ops/log.hpp"
+#include "ops/metrics.hpp"
 #include "smtp/reply.hpp"
 
 namespace portcullis::ops {
@@ -46,11 +47,17 @@ Worker::Worker(unsigned index, proxy::Runtime& runtime, const config::Config& cf
     uv_loop_init(&loop_);
     id_prefix_ = randombytes_uniform(0xffff);
     reaper_ = std::make_unique<net::Timer>(&loop_);
+    state_ =
+        std::make_unique<state::SharedState>(&loop_, runtime.abuse.rates, runtime.abuse.logins);
+    state_->warm_up(cfg.state);
     wakeup_ = std::make_unique<net::Async>(&loop_, [this] { on_wakeup(); });
     for (const auto& listener : cfg.listeners) {
+        // Resolved once here, so that counting a connection is one atomic add.
+        prometheus::Counter* accepted = &metrics().listener_connections(listener.address.text());
         listeners_.push_back(std::make_unique<net::Listener>(
-            &loop_, listener.address,
-            [this, listener](uv_stream_t* server) { accept_one(server, listener); }));
+            &loop_, listener.address, [this, listener, accepted](uv_stream_t* server) {
+                accept_one(server, listener, *accepted);
+            }));
     }
 }
 
@@ -65,6 +72,7 @@ Worker::~Worker() {
     listeners_.clear();
     reaper_.reset();
     wakeup_.reset();
+    state_.reset();  // closes the Redis connection's poll handle
     // Let libuv run the close callbacks of everything closed above, then close the loop.
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
@@ -84,11 +92,13 @@ std::string Worker::next_session_id() {
     return fmt::format("{:04x}{:02x}{:06x}", id_prefix_, index_ & 0xff, ++session_counter_);
 }
 
-void Worker::accept_one(uv_stream_t* server, const config::ListenerConfig& listener) {
+void Worker::accept_one(uv_stream_t* server, const config::ListenerConfig& listener,
+                        prometheus::Counter& accepted) {
     auto stream = std::make_unique<net::TcpStream>(&loop_);
     if (!stream->accept_from(server)) {
         return;
     }
+    accepted.Increment();
     if (listener.proxy_protocol) {
         begin_proxy_handshake(std::move(stream), listener);
         return;
@@ -160,6 +170,7 @@ void Worker::admit(std::unique_ptr<net::TcpStream> stream, const config::Listene
         runtime_.connections.acquire(ip, snapshot->config->server.max_connections,
                                      snapshot->config->server.max_connections_per_ip, refusal);
     if (!slot) {
+        metrics().refused_connection();
         log(LogLevel::warn, "connection.refused",
             {{"client", ip},
              {"reason", refusal == proxy::ConnectionLimiter::Refusal::total
@@ -229,6 +240,14 @@ void Worker::request_drain() {
     }
 }
 
+void Worker::request_abort() {
+    abort_requested_.store(true);
+    std::lock_guard lock(wakeup_mutex_);
+    if (wakeup_) {
+        wakeup_->notify();
+    }
+}
+
 void Worker::request_stop() {
     stop_requested_.store(true);
     std::lock_guard lock(wakeup_mutex_);
@@ -250,6 +269,18 @@ void Worker::on_wakeup() {
             session->drain();
         }
     }
+    if (abort_requested_.load() && !aborted_) {
+        aborted_ = true;
+        std::vector<proxy::ClientSession*> current;
+        for (auto& [key, session] : sessions_) {
+            current.push_back(key);
+        }
+        for (auto* session : current) {
+            if (sessions_.count(session) != 0) {  // not retired by an earlier one's close
+                session->shutdown_now();
+            }
+        }
+    }
     if (stop_requested_.load()) {
         for (auto& [key, session] : sessions_) {
             retired_.push_back(std::move(session));
@@ -269,6 +300,7 @@ void Worker::maybe_finish() {
         return;
     }
     reaper_.reset();
+    state_.reset();  // the Redis connection's handles would keep the loop running
     std::lock_guard lock(wakeup_mutex_);
     wakeup_.reset();
 }

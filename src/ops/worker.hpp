@@ -17,6 +17,10 @@
 #include "proxy/proxy_handshake.hpp"
 #include "proxy/runtime.hpp"
 
+namespace prometheus {
+class Counter;
+}
+
 namespace portcullis::ops {
 
 class RefusedConnection;
@@ -34,17 +38,21 @@ class Worker final : public proxy::SessionHost {
 
     // Thread-safe: stop accepting and let sessions finish (idle ones get 421 now).
     void request_drain();
+    // Thread-safe: the drain timeout passed; every session is answered 421 and closed.
+    void request_abort();
     // Thread-safe: close every remaining session now.
     void request_stop();
     std::size_t session_count() const { return session_count_.load(); }
 
     uv_loop_t* loop() override { return &loop_; }
     proxy::Runtime& runtime() override { return runtime_; }
+    state::SharedState& shared_state() override { return *state_; }
     void retire(proxy::ClientSession* session) override;
     void retire_refused(RefusedConnection* connection);
 
   private:
-    void accept_one(uv_stream_t* server, const config::ListenerConfig& listener);
+    void accept_one(uv_stream_t* server, const config::ListenerConfig& listener,
+                    prometheus::Counter& accepted);
     void begin_proxy_handshake(std::unique_ptr<net::TcpStream> stream,
                                const config::ListenerConfig& listener);
     void finish_proxy_handshake(proxy::ProxyHandshake& handshake,
@@ -69,11 +77,14 @@ class Worker final : public proxy::SessionHost {
     std::unordered_map<proxy::ProxyHandshake*, std::unique_ptr<proxy::ProxyHandshake>> handshakes_;
     std::vector<std::unique_ptr<proxy::ProxyHandshake>> handshakes_retired_;
     std::unique_ptr<net::Timer> reaper_;
+    std::unique_ptr<state::SharedState> state_;  // this loop's Redis connection, if any
     std::mutex wakeup_mutex_;  // request_*() from other threads vs. maybe_finish()
     std::unique_ptr<net::Async> wakeup_;
     std::atomic<bool> drain_requested_{false};
     std::atomic<bool> stop_requested_{false};
+    std::atomic<bool> abort_requested_{false};
     bool draining_ = false;
+    bool aborted_ = false;
     std::atomic<std::size_t> session_count_{0};
     std::uint64_t session_counter_ = 0;
     std::uint32_t id_prefix_ = 0;

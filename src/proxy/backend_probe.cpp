@@ -19,7 +19,7 @@ class BackendProber::Probe final : private UpstreamEvents {
         : owner_(owner), snapshot_(std::move(snapshot)), endpoint_(std::move(endpoint)) {
         const config::Config& cfg = *snapshot_->config;
         UpstreamOptions options{
-            snapshot_->backend_tls.get(), &owner_.runtime_.backends, true, {endpoint_}};
+            snapshot_->backend_tls.get(), &owner_.runtime_.backends, true, {endpoint_}, {}};
         upstream_ = std::make_unique<Upstream>(owner_.loop_, cfg.backend, cfg.server.hostname,
                                                ClientFacts{}, std::move(options),
                                                static_cast<UpstreamEvents&>(*this));
@@ -90,6 +90,18 @@ void BackendProber::probe_now() {
     } else {
         timer_.stop();
     }
+}
+
+std::size_t BackendProber::backends_answering() const {
+    const auto snapshot = runtime_.snapshot.get();
+    std::size_t answering = 0;
+    for (const auto& endpoint : snapshot->config->backend.addresses) {
+        const auto it = last_ok_.find(endpoint.text());
+        if (it != last_ok_.end() && it->second) {
+            ++answering;
+        }
+    }
+    return answering;
 }
 
 // Called from inside the probe's callbacks: it is destroyed on a later loop turn.

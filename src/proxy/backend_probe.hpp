@@ -27,6 +27,10 @@ class BackendProber final {
     // every backend now (abandoning probes still running) and schedules the next round.
     void probe_now();
 
+    // How many of the current snapshot's backends answered their latest probe (a
+    // backend not probed yet counts as not answering): /readyz and portcullis_backends_up.
+    std::size_t backends_answering() const;
+
   private:
     class Probe;
     void finished(Probe* probe);

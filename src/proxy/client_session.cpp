@@ -7,6 +7,7 @@
 
 #include "auth/password.hpp"
 #include "ops/log.hpp"
+#include "ops/metrics.hpp"
 #include "policy/sender_rules.hpp"
 
 namespace portcullis::proxy {
@@ -60,12 +61,30 @@ std::optional<std::uint64_t> declared_message_size(const smtp::PathArgument& pat
     return std::nullopt;
 }
 
+ops::AuthMechanism mechanism_of(std::string_view name) {
+    return name == "LOGIN" ? ops::AuthMechanism::login : ops::AuthMechanism::plain;
+}
+
+ops::RateLimitKind rate_limit_kind(policy::Limit limit) {
+    switch (limit) {
+        case policy::Limit::messages:
+            return ops::RateLimitKind::messages;
+        case policy::Limit::recipients:
+            return ops::RateLimitKind::recipients;
+        case policy::Limit::bytes:
+            break;
+    }
+    return ops::RateLimitKind::bytes;
+}
+
 ReplyId upstream_failure_reply(UpstreamFailure failure) {
     switch (failure) {
         case UpstreamFailure::identity:
             return ReplyId::backend_identity_failed;
         case UpstreamFailure::tls:
             return ReplyId::backend_tls_failed;
+        case UpstreamFailure::protocol:
+            return ReplyId::backend_out_of_step;
         case UpstreamFailure::unavailable:
             break;
     }
@@ -73,6 +92,25 @@ ReplyId upstream_failure_reply(UpstreamFailure failure) {
 }
 
 }  // namespace
+
+// Wraps `then` for a shared-state answer: the session reads no input until it comes
+// (Wait::state), and an answer that arrives after the session closed, after a timeout
+// reset the wait, or for an earlier call is dropped without touching anything.
+template <class T>
+std::function<void(T)> ClientSession::resume(std::function<void(T)> then) {
+    const std::uint64_t call = ++state_calls_;
+    wait_ = Wait::state;
+    return [this, alive = std::weak_ptr<bool>(alive_), call, then = std::move(then)](T answer) {
+        if (alive.expired() || wait_ != Wait::state || call != state_calls_) {
+            return;
+        }
+        wait_ = Wait::none;
+        then(std::move(answer));
+        if (!alive.expired()) {
+            process_input();  // returns at once when called from inside process_input
+        }
+    };
+}
 
 ClientSession::ClientSession(SessionHost& host, std::unique_ptr<net::TcpStream> client,
                              std::shared_ptr<const Snapshot> snapshot,
@@ -132,9 +170,46 @@ void ClientSession::start(std::string_view early_input) {
 
 void ClientSession::drain() {
     draining_ = true;
-    if (phase_ == Phase::command && wait_ == Wait::none && !mail_open_ && replies_.empty()) {
+    maybe_finish_drain();
+}
+
+// While draining, a session with nothing in progress is told 421 at once (not only at
+// its next command), so that a finished transaction frees the gateway to exit.
+void ClientSession::maybe_finish_drain() {
+    if (draining_ && phase_ == Phase::command && wait_ == Wait::none && !mail_open_ &&
+        replies_.empty() && !closing_queued_ && in_pos_ >= in_.size()) {
+        closing_queued_ = true;
         reply(ReplyId::shutting_down, After::close);
     }
+}
+
+void ClientSession::shutdown_now() {
+    if (phase_ == Phase::closing || !*alive_) {
+        return;
+    }
+    ops::log(LogLevel::info, "timeout",
+             {{"session", id_}, {"client", client_ip_}, {"kind", "drain"}});
+    if (phase_ == Phase::data || mail_open_) {
+        ops::log(LogLevel::warn, "message.aborted",
+                 {{"session", id_},
+                  {"user", user_ != nullptr ? user_->name : ""},
+                  {"reason", "drain_timeout"}});
+    }
+    // Closing the backend connection is the only abort that cannot deliver a partial
+    // message: an end-of-data of ours would commit it.
+    upstream_.reset();
+    verification_.reset();
+    auth_timer_.stop();
+    data_timer_.stop();
+    sasl_.reset();
+    decoder_.reset();
+    header_from_.reset();
+    phase_ = Phase::command;
+    wait_ = Wait::none;
+    replies_.clear();
+    reset_transaction();
+    closing_queued_ = true;
+    reply(ReplyId::shutting_down, After::close);
 }
 
 // ---------------------------------------------------------------- client input
@@ -148,24 +223,30 @@ void ClientSession::on_stream_data(std::string_view data) {
         return;
     }
     const bool was_established = tls_->established();
-    std::string plain;
     std::string to_peer;
-    const auto status = tls_->receive(data, plain, to_peer);
+    const std::size_t before = in_.size();
+    // Decrypted straight into the input buffer: one copy less per byte.
+    const auto status = tls_->receive(data, in_, to_peer);
+    const bool got_plain = in_.size() > before;
     if (!to_peer.empty()) {
         client_->write(std::move(to_peer));
     }
     if (status == tls::TlsSession::Status::failed) {
+        if (!was_established) {
+            ops::metrics().tls_handshake_failed();
+        }
         ops::log(LogLevel::info, "tls.failed",
                  {{"session", id_}, {"client", client_ip_}, {"error", tls_->error()}});
         finish_close("tls failure");
         return;
     }
     if (!was_established && tls_->established()) {
+        ops::metrics().tls_handshake(tls_->version());
         ops::log(LogLevel::info, "tls",
                  {{"session", id_}, {"version", tls_->version()}, {"cipher", tls_->cipher()}});
     }
-    if (!plain.empty()) {
-        receive_plaintext(plain);
+    if (got_plain) {
+        process_input();
     }
     if (status == tls::TlsSession::Status::closed && phase_ != Phase::closing) {
         finish_close("client sent close_notify");
@@ -197,8 +278,10 @@ void ClientSession::process_input() {
         in_.erase(0, in_pos_);
         in_pos_ = 0;
     }
-    if (in_.empty()) {
-        in_.shrink_to_fit();  // an idle session keeps no input buffer
+    if (in_.empty() && phase_ != Phase::data) {
+        // An idle session keeps no input buffer; during DATA it is kept, since the
+        // next read would only allocate and fault it in again.
+        in_.shrink_to_fit();
     }
     update_read_pressure();
     arm_idle_timer();
@@ -221,6 +304,18 @@ bool ClientSession::process_one() {
             }
             reply(ReplyId::line_too_long);
             return true;
+        case smtp::LineReader::Kind::runaway:
+            // A "line" tens of KiB long is no mistake: stop reading and close.
+            ops::log(LogLevel::warn, "line_too_long",
+                     {{"session", id_},
+                      {"client", client_ip_},
+                      {"bytes", std::uint64_t{smtp::kMaxSkippedLine}},
+                      {"phase", phase_ == Phase::sasl ? "auth" : "command"}});
+            sasl_.reset();
+            phase_ = Phase::command;
+            closing_queued_ = true;
+            reply(ReplyId::line_too_long, After::close);
+            return true;
         case smtp::LineReader::Kind::line:
             handle_line(result.text);
             return true;
@@ -236,6 +331,17 @@ void ClientSession::handle_line(std::string_view line) {
     const smtp::Command command = smtp::parse_command(line);
     if (draining_ && command.verb != smtp::Verb::quit && !mail_open_) {
         reply(ReplyId::shutting_down, After::close);
+        return;
+    }
+    if (command.bad_bytes != smtp::BadBytes::none) {
+        // Refused before any handler looks at it: such a line never reaches the backend
+        // (not even inside an EHLO name passed on by XCLIENT).
+        ops::log(LogLevel::info, "command.refused",
+                 {{"session", id_},
+                  {"client", client_ip_},
+                  {"reason", command.bad_bytes == smtp::BadBytes::control ? "control character"
+                                                                          : "8-bit byte"}});
+        reply(ReplyId::bad_characters);
         return;
     }
     handle_command(command);
@@ -439,16 +545,32 @@ void ClientSession::handle_sasl_step(smtp::SaslExchange::Step step) {
 void ClientSession::verify_credentials(smtp::Credentials credentials,
                                        std::string_view mechanism_name) {
     std::string name(credentials.authcid.view());
+    std::string mechanism(mechanism_name);
+    // The credentials wait here (not in the callback: they are move-only secrets) while
+    // the shared state answers whether a lockout runs.
+    pending_credentials_.emplace(std::move(credentials));
+    host_.shared_state().check(cfg().state, client_ip_, name, auth::GuardSettings::from(cfg().auth),
+                               resume<std::optional<state::LoginCheck>>(
+                                   [this, name, mechanism](std::optional<state::LoginCheck> check) {
+                                       smtp::Credentials held = std::move(*pending_credentials_);
+                                       pending_credentials_.reset();
+                                       if (!check) {
+                                           state_unavailable("auth", name);
+                                           return;
+                                       }
+                                       verify_unlocked(std::move(held), name, mechanism, *check);
+                                   }));
+}
+
+void ClientSession::verify_unlocked(smtp::Credentials credentials, std::string name,
+                                    std::string mechanism, const state::LoginCheck& check) {
     const bool authzid_ok =
         credentials.authzid.empty() || credentials.authzid.view() == credentials.authcid.view();
-    std::string mechanism(mechanism_name);
-    const auth::GuardSettings guard = auth::GuardSettings::from(cfg().auth);
     // Locked out: no Argon2id at all, and the same 535 after the same delay as a wrong
     // password, so that even the right password learns nothing.
-    if (const auto scope = abuse_.logins.locked(client_ip_, name, guard);
-        scope != auth::LockScope::none) {
-        fail_auth(name, mechanism, "locked out (" + std::string(auth::scope_name(scope)) + ")",
-                  false);
+    if (check.scope != auth::LockScope::none) {
+        fail_auth(name, mechanism,
+                  "locked out (" + std::string(auth::scope_name(check.scope)) + ")", false);
         return;
     }
     const auth::User* user = snapshot_->users->find(name);
@@ -471,7 +593,7 @@ void ClientSession::verify_credentials(smtp::Credentials credentials,
     // Addresses that logged in recently have a quarter of the verification queue kept
     // for them and pass the others in it, so a flood of guesses from elsewhere neither
     // locks them out nor makes them wait behind it.
-    const bool known_good = abuse_.logins.known_good(client_ip_);
+    const bool known_good = check.known_good;
     const std::uint64_t max_pending = cfg().auth.max_pending_verifications;
     const std::uint64_t limit = known_good ? max_pending : max_pending - max_pending / 4;
     wait_ = Wait::auth_verify;
@@ -483,6 +605,7 @@ void ClientSession::verify_credentials(smtp::Credentials credentials,
                    });
     if (!verification_) {
         wait_ = Wait::none;
+        ops::metrics().auth(mechanism_of(mechanism), ops::AuthResult::busy);
         ops::log(LogLevel::warn, "auth",
                  {{"session", id_},
                   {"client", client_ip_},
@@ -490,7 +613,7 @@ void ClientSession::verify_credentials(smtp::Credentials credentials,
                   {"mechanism", mechanism},
                   {"result", "busy"},
                   {"reason", "too many password verifications pending"}});
-        log_lockouts(abuse_.logins.record_busy(client_ip_, auth::GuardSettings::from(cfg().auth)));
+        record_failure(name, true);
         reply(ReplyId::auth_busy);
     }
 }
@@ -500,7 +623,6 @@ void ClientSession::finish_verification(bool matched, std::string name, std::str
                                         std::optional<auth::CredentialCache::Digest> digest) {
     verification_.reset();
     const auth::User* user = snapshot_->users->find(name);
-    const auth::GuardSettings guard = auth::GuardSettings::from(cfg().auth);
     std::string reason;
     if (user == nullptr) {
         reason = "unknown user";
@@ -510,24 +632,40 @@ void ClientSession::finish_verification(bool matched, std::string name, std::str
         reason = "user disabled";
     } else if (!authzid_ok) {
         reason = "authorization identity differs";
-    } else if (const auto scope = abuse_.logins.locked(client_ip_, name, guard);
-               scope != auth::LockScope::none) {
-        // A lockout that began while this verification was running.
-        fail_auth(name, mechanism, "locked out (" + std::string(auth::scope_name(scope)) + ")",
-                  false);
-        return;
     }
     if (!reason.empty()) {
         fail_auth(name, mechanism, reason, true);
         return;
     }
+    // A lockout that began while this verification was running refuses it too.
+    host_.shared_state().check(
+        cfg().state, client_ip_, name, auth::GuardSettings::from(cfg().auth),
+        resume<std::optional<state::LoginCheck>>(
+            [this, name, mechanism, cached, digest](std::optional<state::LoginCheck> check) {
+                if (!check) {
+                    state_unavailable("auth", name);
+                } else if (check->scope != auth::LockScope::none) {
+                    fail_auth(name, mechanism,
+                              "locked out (" + std::string(auth::scope_name(check->scope)) + ")",
+                              false);
+                } else {
+                    accept_login(snapshot_->users->find(name), name, mechanism, cached, digest);
+                }
+            }));
+}
+
+void ClientSession::accept_login(const auth::User* user, const std::string& name,
+                                 const std::string& mechanism, bool cached,
+                                 const std::optional<auth::CredentialCache::Digest>& digest) {
+    const auth::GuardSettings guard = auth::GuardSettings::from(cfg().auth);
     user_ = user;
     rate_limits_ = auth::effective_rate_limits(*user, cfg().rate_limits);
     preauth_timer_.stop();
-    abuse_.logins.record_success(client_ip_, guard);
+    host_.shared_state().record_success(cfg().state, client_ip_, guard);
     if (digest) {
         abuse_.credentials.remember(name, *digest, cfg().auth.cache_ttl);
     }
+    ops::metrics().auth(mechanism_of(mechanism), ops::AuthResult::success);
     ops::log(LogLevel::info, "auth",
              {{"session", id_},
               {"client", client_ip_},
@@ -541,23 +679,41 @@ void ClientSession::finish_verification(bool matched, std::string name, std::str
     process_input();
 }
 
-// Each lockout is logged once, by the session whose attempt started it.
-void ClientSession::log_lockouts(const std::vector<auth::LockoutStarted>& started) {
-    for (const auto& lockout : started) {
-        ops::log(LogLevel::warn, "auth.lockout",
-                 {{"session", id_},
-                  {"client", client_ip_},
-                  {"scope", auth::scope_name(lockout.scope)},
-                  {"key", lockout.key},
-                  {"failures", lockout.failures},
-                  {"duration_ms", ms(lockout.duration)}});
-    }
+// Counts a failed login (`busy`: a 454, against the address alone) in the shared
+// state. Each lockout is logged once, by the session whose attempt started it; the
+// answer may come after this session ended, so the callback holds copies only.
+void ClientSession::record_failure(const std::string& name, bool busy) {
+    host_.shared_state().record_failure(
+        cfg().state, client_ip_, name, auth::GuardSettings::from(cfg().auth), busy,
+        [session = id_, client = client_ip_](std::vector<auth::LockoutStarted> started) {
+            for (const auto& lockout : started) {
+                ops::metrics().lockout_started();
+                ops::log(LogLevel::warn, "auth.lockout",
+                         {{"session", session},
+                          {"client", client},
+                          {"scope", auth::scope_name(lockout.scope)},
+                          {"key", lockout.key},
+                          {"failures", lockout.failures},
+                          {"duration_ms", ms(lockout.duration)}});
+            }
+        });
+}
+
+// [state] on_state_error = "fail-closed" and the shared state did not answer: the
+// operation is refused with a temporary error, never decided without the state.
+void ClientSession::state_unavailable(std::string_view operation, std::string_view user) {
+    ops::log(LogLevel::warn, "state.refused",
+             {{"session", id_}, {"client", client_ip_}, {"user", user}, {"operation", operation}});
+    reply(ReplyId::state_unavailable);
 }
 
 // Logs the failure, counts it towards lockouts when `counted` (a refusal because of a
 // running lockout is not), and answers 535 after failure_delay.
 void ClientSession::fail_auth(const std::string& name, const std::string& mechanism,
                               std::string_view reason, bool counted) {
+    // Not counted = refused because a lockout is running.
+    ops::metrics().auth(mechanism_of(mechanism),
+                        counted ? ops::AuthResult::failure : ops::AuthResult::locked_out);
     ops::log(LogLevel::warn, "auth",
              {{"session", id_},
               {"client", client_ip_},
@@ -566,8 +722,7 @@ void ClientSession::fail_auth(const std::string& name, const std::string& mechan
               {"result", "failure"},
               {"reason", reason}});
     if (counted) {
-        log_lockouts(
-            abuse_.logins.record_failure(client_ip_, name, auth::GuardSettings::from(cfg().auth)));
+        record_failure(name, false);
     }
     wait_ = Wait::auth_delay;
     auth_timer_.start(ms(cfg().auth.failure_delay), [this] {
@@ -619,6 +774,7 @@ void ClientSession::handle_mail(const smtp::Command& command) {
     const std::string& forwarded_params = params.forward;
     const std::optional<std::uint64_t> declared_size = declared_message_size(path);
     if (!policy::sender_allowed(user_->name, user_->senders, path.address)) {
+        ops::metrics().sender_rejected(ops::SenderCheck::envelope);
         ops::log(LogLevel::warn, "sender.refused",
                  {{"session", id_}, {"user", user_->name}, {"from", path.address}});
         reply(ReplyId::sender_not_owned);
@@ -626,41 +782,66 @@ void ClientSession::handle_mail(const smtp::Command& command) {
     }
     // A declared size that the byte limit can never or not now take is refused before
     // the message is sent; only then is the message counted.
-    if (declared_size && rate_limited(policy::Limit::bytes, rate_limits_.bytes, *declared_size,
-                                      ReplyId::rate_limited)) {
-        return;
+    auto open = [this, address = path.address, forwarded = forwarded_params,
+                 smtputf8 = params.smtputf8](bool allowed) {
+        if (!allowed || !ensure_upstream()) {
+            return;
+        }
+        mail_open_ = true;
+        mail_from_ = address;
+        rcpt_sent_ = 0;
+        rcpt_accepted_ = 0;
+        smtputf8_ = smtputf8;
+        forward(fmt::format("MAIL FROM:<{}>{}\r\n", address, forwarded), Expect::mail,
+                cfg().backend.reply_timeout);
+    };
+    auto count_message = [this, open](bool allowed) {
+        if (!allowed) {
+            return;
+        }
+        check_rate(policy::Limit::messages, rate_limits_.messages, 1, ReplyId::rate_limited, open);
+    };
+    if (declared_size) {
+        check_rate(policy::Limit::bytes, rate_limits_.bytes, *declared_size, ReplyId::rate_limited,
+                   count_message);
+    } else {
+        count_message(true);
     }
-    if (rate_limited(policy::Limit::messages, rate_limits_.messages, 1, ReplyId::rate_limited)) {
-        return;
-    }
-    if (!ensure_upstream()) {
-        return;
-    }
-    mail_open_ = true;
-    mail_from_ = path.address;
-    rcpt_sent_ = 0;
-    rcpt_accepted_ = 0;
-    smtputf8_ = params.smtputf8;
-    forward(fmt::format("MAIL FROM:<{}>{}\r\n", path.address, forwarded_params), Expect::mail,
-            cfg().backend.reply_timeout);
 }
 
-// Checks (and for messages and recipients, takes from) the user's bucket; when the
-// limit is reached, queues `reply_id` with a retry hint and returns true. The bytes
-// limit is only peeked at here: bytes are taken at end of DATA. A cost the bucket can
-// never hold gets 552 5.3.4 like any message over the size limit.
-bool ClientSession::rate_limited(policy::Limit limit, const config::Rate& rate, std::uint64_t cost,
-                                 ReplyId reply_id) {
+// Checks (and for messages and recipients, takes from) the user's bucket in the shared
+// state, then calls `then(allowed)`; when the limit is reached it first queues
+// `reply_id` with a retry hint. The bytes limit is only peeked at here: bytes are
+// taken at end of DATA. A cost the bucket can never hold gets 552 5.3.4 like any
+// message over the size limit. Fail-closed without an answer: 451 4.3.0.
+void ClientSession::check_rate(policy::Limit limit, const config::Rate& rate, std::uint64_t cost,
+                               ReplyId reply_id, std::function<void(bool)> then) {
     if (rate.unlimited()) {
-        return false;
+        then(true);
+        return;
     }
     const bool take = limit != policy::Limit::bytes || reply_id == ReplyId::rate_limited_data;
-    const policy::RateDecision decision = take ? abuse_.rates.take(user_->name, limit, rate, cost)
-                                               : abuse_.rates.peek(user_->name, limit, rate, cost);
+    host_.shared_state().take(
+        cfg().state, user_->name, limit, rate, cost, take,
+        resume<std::optional<policy::RateDecision>>(
+            [this, limit, cost, reply_id, then](std::optional<policy::RateDecision> decision) {
+                if (!decision) {
+                    state_unavailable(policy::limit_name(limit), user_->name);
+                    then(false);
+                    return;
+                }
+                then(!rate_refused(limit, cost, reply_id, *decision));
+            }));
+}
+
+// Logs and answers a refused rate decision; false when it was allowed.
+bool ClientSession::rate_refused(policy::Limit limit, std::uint64_t cost, ReplyId reply_id,
+                                 const policy::RateDecision& decision) {
     if (decision.allowed) {
         return false;
     }
     const auto retry = static_cast<std::uint64_t>(decision.retry_after.count());
+    ops::metrics().rate_limited(rate_limit_kind(limit));
     ops::log(LogLevel::warn, "rate_limit",
              {{"session", id_},
               {"user", user_->name},
@@ -700,13 +881,19 @@ void ClientSession::handle_rcpt(const smtp::Command& command) {
         reply(ReplyId::too_many_recipients);
         return;
     }
-    if (rate_limited(policy::Limit::recipients, rate_limits_.recipients, 1,
-                     ReplyId::rate_limited)) {
-        return;
-    }
-    ++rcpt_sent_;
-    forward(fmt::format("RCPT TO:<{}>{}\r\n", parsed.path->address, params.forward), Expect::rcpt,
-            cfg().backend.reply_timeout);
+    check_rate(policy::Limit::recipients, rate_limits_.recipients, 1, ReplyId::rate_limited,
+               [this, line = fmt::format("RCPT TO:<{}>{}\r\n", parsed.path->address,
+                                         params.forward)](bool allowed) mutable {
+                   if (!allowed) {
+                       return;
+                   }
+                   if (!mail_open_ || !upstream_) {  // the backend went while we waited
+                       reply(ReplyId::backend_lost);
+                       return;
+                   }
+                   ++rcpt_sent_;
+                   forward(std::move(line), Expect::rcpt, cfg().backend.reply_timeout);
+               });
 }
 
 void ClientSession::handle_data(const smtp::Command& command) {
@@ -802,13 +989,16 @@ void ClientSession::check_header_from(bool at_end) {
                              ? !mail_from_.empty() && policy::same_address(address, mail_from_)
                              : policy::sender_allowed(user_->name, user_->senders, address);
     if (!allowed) {
+        ops::metrics().sender_rejected(ops::SenderCheck::header_from);
         abort_transaction(DataFailure::header_from_not_allowed,
                           "header From <" + address + "> not allowed");
     }
 }
 
 bool ClientSession::pump_data() {
-    const auto result = decoder_->feed(std::string_view(in_).substr(in_pos_), data_out_);
+    const std::string_view input = std::string_view(in_).substr(in_pos_);
+    data_out_.reserve(input.size() + input.size() / 8 + 64);  // room for dot-stuffing
+    const auto result = decoder_->feed(input, data_out_);
     in_pos_ += result.consumed;
     // Judge the chunk before any of it leaves: a chunk with a bare line ending, past
     // the size limit or with a refused header From never reaches the backend.
@@ -822,6 +1012,10 @@ bool ClientSession::pump_data() {
             abort_transaction(DataFailure::too_big, size_limit < message_limit
                                                         ? "message exceeds the bytes rate limit"
                                                         : "message exceeds message_size");
+        } else if (decoder_->longest_line() > cfg().limits.max_line_length) {
+            // Checked before the chunk leaves, so the backend never gets more than
+            // max_line_length octets of any line, and never the end of that message.
+            abort_transaction(DataFailure::line_too_long, "text line over max_line_length");
         } else if (decoder_->bare_line_ending_seen() &&
                    cfg().limits.bare_line_endings == config::BareLineEndings::reject) {
             abort_transaction(DataFailure::bare_line_ending, "bare CR or LF in message");
@@ -829,13 +1023,12 @@ bool ClientSession::pump_data() {
             check_header_from(result.finished);
         }
     }
-    if (data_failure_ == DataFailure::none && upstream_ && !data_out_.empty()) {
-        upstream_->send_data(data_out_);
+    if (result.finished) {
+        finish_data();  // sends the last chunk together with the end-of-data line
+    } else if (data_failure_ == DataFailure::none && upstream_ && !data_out_.empty()) {
+        upstream_->send_data(std::move(data_out_));  // moved into the write, not copied
     }
     data_out_.clear();
-    if (result.finished) {
-        finish_data();
-    }
     update_read_pressure();
     return result.consumed > 0 || result.finished;
 }
@@ -866,6 +1059,9 @@ void ClientSession::finish_data() {
         case DataFailure::bare_line_ending:
             reply(ReplyId::bare_line_ending);
             return;
+        case DataFailure::line_too_long:
+            reply(ReplyId::data_line_too_long);
+            return;
         case DataFailure::backend_lost:
             reply(ReplyId::backend_lost);
             return;
@@ -880,14 +1076,27 @@ void ClientSession::finish_data() {
     }
     // The byte limit is taken now that the size is known. Over it, the message is not
     // committed: the backend connection is closed instead of ending the data.
-    if (rate_limited(policy::Limit::bytes, rate_limits_.bytes, size, ReplyId::rate_limited_data)) {
-        ops::log(LogLevel::warn, "message.aborted",
-                 {{"session", id_}, {"user", user_->name}, {"reason", "bytes rate limit"}});
-        upstream_.reset();
-        return;
-    }
-    forward(std::string(smtp::kEndOfData), Expect::end_of_data, cfg().backend.data_reply_timeout);
-    replies_.back().message = std::move(record);
+    check_rate(
+        policy::Limit::bytes, rate_limits_.bytes, size, ReplyId::rate_limited_data,
+        [this, record = std::move(record)](bool allowed) mutable {
+            if (!allowed) {
+                ops::log(LogLevel::warn, "message.aborted",
+                         {{"session", id_}, {"user", user_->name}, {"reason", "bytes rate limit"}});
+                upstream_.reset();
+                return;
+            }
+            if (!upstream_) {  // the backend went while the shared state answered
+                reply(ReplyId::backend_lost);
+                return;
+            }
+            // The last chunk and the end-of-data line in one write.
+            std::string tail = std::move(data_out_);
+            data_out_.clear();
+            tail += smtp::kEndOfData;
+            end_of_data_sent_ = std::chrono::steady_clock::now();
+            forward(std::move(tail), Expect::end_of_data, cfg().backend.data_reply_timeout);
+            replies_.back().message = std::move(record);
+        });
 }
 
 // ------------------------------------------------------------------- backend
@@ -904,7 +1113,8 @@ bool ClientSession::ensure_upstream() {
     facts.helo = helo_name_;
     facts.esmtp = esmtp_;
     facts.login = user_ != nullptr ? user_->name : std::string();
-    UpstreamOptions options{snapshot_->backend_tls.get(), &host_.runtime().backends, false, {}};
+    UpstreamOptions options{
+        snapshot_->backend_tls.get(), &host_.runtime().backends, false, {}, id_};
     upstream_ = std::make_unique<Upstream>(host_.loop(), cfg().backend, cfg().server.hostname,
                                            std::move(facts), std::move(options),
                                            static_cast<UpstreamEvents&>(*this));
@@ -956,6 +1166,15 @@ void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
             if (reply.positive()) {
                 bad_commands_ = 0;  // a client that delivers is not a prober
             }
+            ops::metrics().end_of_data_latency(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - end_of_data_sent_)
+                    .count());
+            ops::metrics().message(reply.positive()   ? ops::MessageResult::accepted
+                                   : reply.code < 500 ? ops::MessageResult::temporary_failure
+                                                      : ops::MessageResult::permanent_failure);
+            if (reply.positive() && it->message) {
+                ops::metrics().bytes_relayed(it->message->size);
+            }
             if (it->message) {
                 ++messages_;
                 ops::log(reply.positive() ? LogLevel::info : LogLevel::warn, "message",
@@ -975,16 +1194,21 @@ void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
         case Expect::none:
             break;
     }
+    // DATA waiting behind this reply is sent first, so that a pipelined MAIL, RCPT,
+    // DATA is answered in one write (flush_replies holds replies while any is owed).
     std::weak_ptr<bool> alive = alive_;
-    flush_replies();
-    if (alive.expired()) {
-        return;
-    }
     release_wait();
     if (alive.expired()) {
         return;
     }
+    flush_replies();
+    if (alive.expired()) {
+        return;
+    }
     process_input();
+    if (!alive.expired()) {
+        maybe_finish_drain();
+    }
 }
 
 void ClientSession::on_upstream_failed(UpstreamFailure failure, std::string_view reason) {
@@ -994,18 +1218,24 @@ void ClientSession::on_upstream_failed(UpstreamFailure failure, std::string_view
               {"client", client_ip_},
               {"backend", backend},
               {"reason", reason},
-              {"failure", failure == UpstreamFailure::identity ? "identity"
-                          : failure == UpstreamFailure::tls    ? "tls"
-                                                               : "unavailable"}});
+              {"failure", failure == UpstreamFailure::identity   ? "identity"
+                          : failure == UpstreamFailure::tls      ? "tls"
+                          : failure == UpstreamFailure::protocol ? "protocol"
+                                                                 : "unavailable"}});
     upstream_.reset();
     bool close_after = false;
+    bool told = false;  // some command of the client's got its answer here
     for (auto& pending : replies_) {
         if (pending.ready) {
             continue;
         }
         pending.ready = true;
+        told = told || pending.expect != Expect::silent;
         switch (pending.expect) {
             case Expect::end_of_data:
+                ops::metrics().message(ops::MessageResult::temporary_failure);
+                pending.text = std::string(smtp::reply(ReplyId::backend_lost));
+                break;
             case Expect::data:
                 pending.text = std::string(smtp::reply(ReplyId::backend_lost));
                 break;
@@ -1023,9 +1253,18 @@ void ClientSession::on_upstream_failed(UpstreamFailure failure, std::string_view
         }
     }
     if (phase_ == Phase::data && data_failure_ == DataFailure::none) {
+        // Also for a backend that answered in the middle of DATA (e.g. an early 554):
+        // its reply is not relayed; the client's "." gets 451 4.4.2 and the next
+        // transaction opens a new backend connection.
         data_failure_ = DataFailure::backend_lost;
     } else if (phase_ != Phase::data) {
         reset_transaction();
+        if (failure == UpstreamFailure::protocol && !told && !closing_queued_) {
+            // Out of step while no command was waiting for it: the client is told
+            // anyway and the session ends, rather than silently reconnecting.
+            closing_queued_ = true;
+            reply(ReplyId::backend_out_of_step, After::close);
+        }
     }
     if (wait_ == Wait::data_reply || wait_ == Wait::data_barrier) {
         wait_ = Wait::none;
@@ -1053,6 +1292,7 @@ void ClientSession::reply(ReplyId id, After after) {
 void ClientSession::count_bad_command(ReplyId id) {
     switch (id) {
         case ReplyId::syntax_unknown:
+        case ReplyId::bad_characters:
         case ReplyId::line_too_long:
         case ReplyId::param_syntax:
         case ReplyId::bad_base64:
@@ -1094,8 +1334,15 @@ bool ClientSession::has_unready_replies() const {
 }
 
 // Sends every ready reply at the head of the queue, in order, and runs what must
-// happen right after one (closing, switching to TLS).
+// happen right after one (closing, switching to TLS). While a reply to a command the
+// client already sent is still owed by the backend, the ready ones are held
+// (RFC 2920 allows it): a pipelined group is answered with one write and one TLS
+// record. A client that waits for each reply has only one command outstanding, so
+// it is never held up by this.
 void ClientSession::flush_replies() {
+    if (phase_ != Phase::closing && has_unready_replies()) {
+        return;
+    }
     std::string batch;
     while (!replies_.empty() && replies_.front().ready && phase_ != Phase::closing) {
         PendingReply head = std::move(replies_.front());
@@ -1125,7 +1372,8 @@ void ClientSession::send_to_client(std::string_view bytes) {
     }
     std::string cipher;
     if (tls_->send(bytes, cipher) == tls::TlsSession::Status::failed) {
-        ops::log(LogLevel::info, "tls.failed", {{"session", id_}, {"error", tls_->error()}});
+        ops::log(LogLevel::info, "tls.failed",
+                 {{"session", id_}, {"client", client_ip_}, {"error", tls_->error()}});
     }
     client_->write(std::move(cipher));
 }
@@ -1160,10 +1408,11 @@ void ClientSession::on_preauth_timeout() {
     ops::log(LogLevel::info, "timeout",
              {{"session", id_}, {"client", client_ip_}, {"kind", "preauth"}});
     verification_.reset();
+    pending_credentials_.reset();
     auth_timer_.stop();
     sasl_.reset();
     phase_ = Phase::command;
-    wait_ = Wait::none;
+    wait_ = Wait::none;  // a shared-state answer still on its way is dropped by resume()
     replies_.clear();
     closing_queued_ = true;
     reply(ReplyId::auth_deadline, After::close);

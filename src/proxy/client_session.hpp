@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,7 @@
 #include "smtp/line_reader.hpp"
 #include "smtp/reply.hpp"
 #include "smtp/sasl.hpp"
+#include "state/shared_state.hpp"
 #include "tls/session.hpp"
 
 namespace portcullis::proxy {
@@ -38,6 +40,8 @@ class SessionHost {
     virtual uv_loop_t* loop() = 0;
     // Gateway-wide state: rate limits, lockouts, credential cache, hashing pool.
     virtual Runtime& runtime() = 0;
+    // Where rate limits and lockouts are decided (this process or Redis); one per loop.
+    virtual state::SharedState& shared_state() = 0;
     // Hands the finished session back; it is destroyed on a later loop turn.
     virtual void retire(ClientSession* session) = 0;
 };
@@ -65,17 +69,22 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     void start(std::string_view early_input = {});
     // Graceful stop: an idle session gets 421 now, a busy one after its transaction.
     void drain();
+    // The drain timeout passed: 421 now, whatever the session is doing (a message in
+    // progress is abandoned by closing the backend connection).
+    void shutdown_now();
     const std::string& id() const { return id_; }
 
   private:
     enum class Phase { command, sasl, data, closing };
-    enum class Wait { none, auth_verify, auth_delay, data_barrier, data_reply };
+    // state: waiting for the shared state (rate limit or lockout answer; see resume()).
+    enum class Wait { none, auth_verify, auth_delay, data_barrier, data_reply, state };
     enum class Expect { none, mail, rcpt, data, end_of_data, rset, silent };
     enum class After { none, close, start_tls };
     enum class DataFailure {
         none,
         too_big,
         bare_line_ending,
+        line_too_long,  // a DATA text line over [limits] max_line_length
         backend_lost,
         header_from_invalid,
         header_from_not_allowed,
@@ -121,13 +130,22 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     void handle_rset();
     bool require_auth();
     void verify_credentials(smtp::Credentials credentials, std::string_view mechanism);
+    void verify_unlocked(smtp::Credentials credentials, std::string name, std::string mechanism,
+                         const state::LoginCheck& check);
     void finish_verification(bool matched, std::string name, std::string mechanism, bool authzid_ok,
                              bool cached, std::optional<auth::CredentialCache::Digest> digest);
+    void accept_login(const auth::User* user, const std::string& name, const std::string& mechanism,
+                      bool cached, const std::optional<auth::CredentialCache::Digest>& digest);
     void fail_auth(const std::string& name, const std::string& mechanism, std::string_view reason,
                    bool counted);
-    void log_lockouts(const std::vector<auth::LockoutStarted>& started);
-    bool rate_limited(policy::Limit limit, const config::Rate& rate, std::uint64_t cost,
-                      smtp::ReplyId reply_id);
+    void record_failure(const std::string& name, bool busy);
+    void state_unavailable(std::string_view operation, std::string_view user);
+    template <class T>
+    std::function<void(T)> resume(std::function<void(T)> then);
+    void check_rate(policy::Limit limit, const config::Rate& rate, std::uint64_t cost,
+                    smtp::ReplyId reply_id, std::function<void(bool)> then);
+    bool rate_refused(policy::Limit limit, std::uint64_t cost, smtp::ReplyId reply_id,
+                      const policy::RateDecision& decision);
     void check_header_from(bool at_end);
     void start_data_phase();
     void finish_data();
@@ -158,6 +176,7 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     void begin_close();
     void finish_close(std::string_view reason);
     void update_read_pressure();
+    void maybe_finish_drain();
 
     const config::Config& cfg() const { return *snapshot_->config; }
 
@@ -215,6 +234,11 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     DataFailure data_failure_ = DataFailure::none;
     std::optional<smtp::HeaderFromScanner> header_from_;  // while the header is checked
     std::uint64_t messages_ = 0;
+    std::chrono::steady_clock::time_point end_of_data_sent_;  // for the latency histogram
+
+    // shared state (Wait::state)
+    std::uint64_t state_calls_ = 0;  // the answer resume() waits for carries this number
+    std::optional<smtp::Credentials> pending_credentials_;  // while the lockout check runs
 
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "ops/log.hpp"
+#include "ops/metrics.hpp"
 #include "proxy/backends.hpp"
 #include "smtp/proxy_header.hpp"
 #include "smtp/xclient.hpp"
@@ -29,6 +30,28 @@ bool repeatable_helo(std::string_view name) {
                return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                       c == '-' || c == '.' || c == '_' || c == ':' || c == '[' || c == ']';
            });
+}
+
+// The start of what a backend sent, safe for a log line.
+std::string printable_prefix(std::string_view bytes) {
+    constexpr std::size_t kShown = 64;
+    std::string out;
+    for (const char c : bytes.substr(0, kShown)) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (u < 0x20 || u >= 0x7F) {
+            out += fmt::format("\\x{:02x}", u);
+        } else {
+            out.push_back(c);
+        }
+    }
+    if (bytes.size() > kShown) {
+        out += "...";
+    }
+    return out;
 }
 
 bool is_ip(const std::string& host) {
@@ -148,6 +171,7 @@ void Upstream::attempt_failed(std::string reason) {
     if (phase_ == Phase::failed) {
         return;
     }
+    ops::metrics().backend_connect_failed();
     if (options_.state != nullptr) {
         options_.state->mark_failed(current_, backend_.unhealthy_time);
     }
@@ -156,7 +180,8 @@ void Upstream::attempt_failed(std::string reason) {
         return;
     }
     ops::log(ops::LogLevel::warn, "backend.failover",
-             {{"backend", endpoint_text_},
+             {{"session", options_.session},
+              {"backend", endpoint_text_},
               {"reason", reason},
               {"next", candidates_[attempt_].text()},
               {"unhealthy_ms", static_cast<std::int64_t>(backend_.unhealthy_time.count())}});
@@ -243,6 +268,14 @@ void Upstream::on_stream_data(std::string_view data) {
 }
 
 void Upstream::consume_plaintext(std::string_view data) {
+    if (phase_ == Phase::ready && awaiting_reply_.empty()) {
+        // Lock-step: nothing was asked, so nothing may come (an unsolicited, extra or
+        // early reply, e.g. a 554 in the middle of DATA). Never keep it for later.
+        fail(UpstreamFailure::protocol,
+             fmt::format("backend sent {} bytes while no reply was awaited: {}", data.size(),
+                         printable_prefix(data)));
+        return;
+    }
     input_.append(data);
     std::weak_ptr<bool> alive = alive_;
     std::size_t offset = 0;
@@ -253,7 +286,15 @@ void Upstream::consume_plaintext(std::string_view data) {
             break;
         }
         if (result.status == smtp::ReplyParser::Status::error) {
-            fail(UpstreamFailure::unavailable, "malformed reply from backend: " + result.error);
+            fail(UpstreamFailure::protocol, "malformed reply from backend: " + result.error);
+            return;
+        }
+        if (offset < input_.size() && phase_ != Phase::starttls) {
+            // Exactly one reply was awaited; whatever follows it in the same read was
+            // sent before we asked anything (a duplicated or injected reply).
+            fail(UpstreamFailure::protocol,
+                 fmt::format("backend sent more than the awaited {} reply: {}", result.reply.code,
+                             printable_prefix(std::string_view(input_).substr(offset))));
             return;
         }
         handle_reply(result.reply);
@@ -271,7 +312,7 @@ void Upstream::consume_plaintext(std::string_view data) {
     }
     input_.erase(0, offset);
     if (input_.size() > kMaxBufferedReply) {
-        fail(UpstreamFailure::unavailable, "backend reply too long");
+        fail(UpstreamFailure::protocol, "backend reply too long");
     }
 }
 
@@ -282,7 +323,7 @@ void Upstream::handle_reply(const smtp::BackendReply& reply) {
     }
     if (awaiting_reply_.empty()) {
         // A reply nobody asked for: the backend is out of step. Never relay it.
-        fail(UpstreamFailure::unavailable,
+        fail(UpstreamFailure::protocol,
              fmt::format("unexpected reply from backend: {}", reply.code));
         return;
     }
@@ -469,7 +510,8 @@ void Upstream::start_tls() {
 void Upstream::on_tls_established() {
     tls_done_ = true;
     ops::log(ops::LogLevel::debug, "backend.tls",
-             {{"backend", endpoint_text_},
+             {{"session", options_.session},
+              {"backend", endpoint_text_},
               {"version", tls_->version()},
               {"cipher", tls_->cipher()},
               {"verified", backend_.tls == config::BackendTls::starttls_verify}});
@@ -484,7 +526,8 @@ void Upstream::become_ready() {
         options_.state->record(current_, caps_);
     }
     ops::log(ops::LogLevel::debug, "backend.ready",
-             {{"backend", endpoint_text_},
+             {{"session", options_.session},
+              {"backend", endpoint_text_},
               {"capabilities", smtp::describe(caps_)},
               {"tls", tls_done_},
               {"xclient", xclient_done_}});
@@ -502,26 +545,22 @@ void Upstream::send_command(std::string line, config::Duration timeout) {
     pump();
 }
 
-void Upstream::send_data(std::string_view bytes) {
+void Upstream::send_data(std::string bytes) {
     if (phase_ == Phase::failed) {
         return;
     }
-    write_out(std::string(bytes));
+    write_out(std::move(bytes));
 }
 
-// Writes what may be written now: everything when the backend pipelines, otherwise
-// one command at a time.
+// Lock-step (see the header): the next command goes out only once the previous one
+// was answered, whether or not the backend offers PIPELINING.
 void Upstream::pump() {
-    std::weak_ptr<bool> alive = alive_;
-    while (phase_ == Phase::ready && !unsent_.empty() &&
-           (caps_.pipelining || awaiting_reply_.empty())) {
-        PendingCommand command = std::move(unsent_.front());
-        unsent_.pop_front();
-        write_command(std::move(command));
-        if (alive.expired()) {
-            return;
-        }
+    if (phase_ != Phase::ready || unsent_.empty() || !awaiting_reply_.empty()) {
+        return;
     }
+    PendingCommand command = std::move(unsent_.front());
+    unsent_.pop_front();
+    write_command(std::move(command));
 }
 
 void Upstream::write_command(PendingCommand command) {

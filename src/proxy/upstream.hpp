@@ -5,6 +5,14 @@
 // STARTTLS and EHLO again, optionally XCLIENT with the client's identity and EHLO
 // again, learns the capabilities, then sends commands in order and hands back exactly
 // one parsed reply per command. It never passes bytes through raw.
+//
+// Lock-step: one command is outstanding at a time, even when the backend offers
+// PIPELINING. A reply can then only be the answer to that one command: any byte that
+// arrives while no reply is awaited, or that follows the awaited reply in the same
+// read, means the backend is out of step (an injected or duplicated reply) and closes
+// it, so a client is never answered with a reply meant for another command. Each
+// command also follows the previous reply, which keeps a backend with Nagle on from
+// holding a reply back for a delayed ACK.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -34,6 +42,8 @@ enum class UpstreamFailure {
     unavailable,  // no backend reachable, or it failed or went away (421 4.4.1 / 451 4.4.2)
     identity,  // the backend cannot be told who the client is: no XCLIENT, or refused (421 4.3.0)
     tls,       // STARTTLS not offered or refused, handshake or certificate failed (421 4.3.0)
+    protocol,  // the backend broke the dialog: a reply nobody waits for, bytes left over
+               // after the awaited reply, a malformed reply (421 4.4.2, and the client goes)
 };
 
 class UpstreamEvents {
@@ -69,6 +79,9 @@ struct UpstreamOptions {
     bool probe = false;
     // Backends to try, in order; empty = backend.addresses, healthy ones first.
     std::vector<config::Endpoint> endpoints;
+    // The client session's id, carried by every log line of this connection ("" for a
+    // probe, which belongs to no session).
+    std::string session;
 };
 
 class Upstream final : private net::StreamHandler {
@@ -86,8 +99,9 @@ class Upstream final : private net::StreamHandler {
     // through on_upstream_reply in order. `timeout` bounds the wait for that reply.
     void send_command(std::string line, config::Duration timeout);
 
-    // Sends message content (already re-encoded); no reply is expected for it.
-    void send_data(std::string_view bytes);
+    // Sends message content (already re-encoded); no reply is expected for it. The
+    // buffer is moved into the write, not copied.
+    void send_data(std::string bytes);
 
     std::size_t queued_bytes() const;
     bool ready() const { return phase_ == Phase::ready; }

@@ -344,6 +344,17 @@ Command parse_command(std::string_view line) {
     if (space != std::string_view::npos) {
         c.argument = trim_trailing_spaces(line.substr(space + 1));
     }
+    // A verb with an 8-bit byte is no MAIL or RCPT, so those have it in the argument.
+    const bool path_command = c.verb == Verb::mail || c.verb == Verb::rcpt;
+    for (const char ch : line) {
+        if (is_control(ch) && ch != '\t') {
+            c.bad_bytes = BadBytes::control;
+            break;
+        }
+        if (is_non_ascii(ch) && !path_command) {
+            c.bad_bytes = BadBytes::non_ascii;  // keep looking for a control
+        }
+    }
     return c;
 }
 

@@ -32,12 +32,21 @@ enum class Verb {
     unknown
 };
 
+// Bytes a command line may not carry. Controls (NUL, CR, ESC, DEL...; TAB is
+// tolerated) have no place in any command, and a legacy backend or log reader may
+// take them as a terminator or escape. 8-bit bytes are allowed only in the argument of
+// MAIL and RCPT, where the path parser checks them as UTF-8 and the SMTPUTF8 rules
+// apply (RFC 6531); anywhere else, EHLO and AUTH included, they are refused.
+enum class BadBytes { none, control, non_ascii };
+
 struct Command {
     Verb verb = Verb::unknown;
     std::string_view argument;  // after the verb and one space; trimmed of trailing spaces
+    BadBytes bad_bytes = BadBytes::none;  // the session refuses the line unless none
 };
 
-// Never fails: an unrecognised verb gives Verb::unknown.
+// Never fails: an unrecognised verb gives Verb::unknown; bytes a command may not carry
+// are reported in bad_bytes (a control wins over an 8-bit byte).
 Command parse_command(std::string_view line);
 
 struct Parameter {

@@ -23,14 +23,33 @@ LineReader::Result LineReader::next(std::string_view buffer) {
     const std::size_t lf = find_lf(buffer);
     if (skipping_) {
         if (lf == std::string_view::npos) {
+            skipped_ += buffer.size();
+            if (skipped_ > max_skip_ && !runaway_reported_) {
+                runaway_reported_ = true;
+                return {Kind::runaway, {}, buffer.size()};
+            }
             return {Kind::need_more, {}, buffer.size()};
         }
+        // The line ends here: too_long, or runaway if it went past max_skip (which is
+        // then reported now, or was already: its end is then just consumed).
         skipping_ = false;
-        return {Kind::too_long, {}, lf + 1};
+        const bool past_skip = skipped_ + lf + 1 > max_skip_;
+        const bool reported = runaway_reported_;
+        skipped_ = 0;
+        runaway_reported_ = false;
+        if (reported) {
+            return {Kind::need_more, {}, lf + 1};
+        }
+        return {past_skip ? Kind::runaway : Kind::too_long, {}, lf + 1};
     }
     if (lf == std::string_view::npos) {
         if (buffer.size() >= max_line_) {  // with its LF, this line cannot fit any more
             skipping_ = true;
+            skipped_ = buffer.size();
+            if (skipped_ > max_skip_) {
+                runaway_reported_ = true;
+                return {Kind::runaway, {}, buffer.size()};
+            }
             return {Kind::need_more, {}, buffer.size()};
         }
         return {Kind::need_more, {}, 0};
@@ -40,7 +59,7 @@ LineReader::Result LineReader::next(std::string_view buffer) {
         text.remove_suffix(1);
     }
     if (text.size() + 2 > max_line_) {
-        return {Kind::too_long, {}, lf + 1};
+        return {lf + 1 > max_skip_ ? Kind::runaway : Kind::too_long, {}, lf + 1};
     }
     return {Kind::line, text, lf + 1};
 }

@@ -6,14 +6,23 @@
 
 namespace portcullis::smtp {
 
+// How far an over-long line is skipped while waiting for its end. No client sends a
+// command line anywhere near this long by mistake; past it the peer is not speaking
+// SMTP (or is trying to tie the session up), and the caller gives up on the stream.
+inline constexpr std::size_t kMaxSkippedLine = 64 * 1024;
+
 class LineReader {
   public:
-    // `max_line` counts the terminator (CRLF) too.
-    explicit LineReader(std::size_t max_line) : max_line_(max_line) {}
+    // `max_line` counts the terminator (CRLF) too; `max_skip` bounds an over-long line
+    // (terminator included) before it is reported as a runaway.
+    explicit LineReader(std::size_t max_line, std::size_t max_skip = kMaxSkippedLine)
+        : max_line_(max_line), max_skip_(max_skip) {}
 
     enum class Kind {
         line,       // `text` is one line without its LF / CRLF terminator
         too_long,   // a line longer than max_line ended; its bytes were dropped
+        runaway,    // an over-long line went past max_skip octets; its bytes were
+                    // dropped; reported once (instead of too_long), as soon as known
         need_more,  // no complete line yet; keep the unconsumed bytes and feed more
     };
     struct Result {
@@ -34,7 +43,10 @@ class LineReader {
 
   private:
     std::size_t max_line_;
+    std::size_t max_skip_;
     bool skipping_ = false;
+    bool runaway_reported_ = false;
+    std::size_t skipped_ = 0;  // octets of the over-long line dropped so far
 };
 
 }  // namespace portcullis::smtp

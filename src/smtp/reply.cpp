@@ -119,6 +119,14 @@ std::string_view reply(ReplyId id) {
             return "421 4.3.0 Backend connection cannot be secured, closing connection\r\n";
         case ReplyId::smtputf8_required:
             return "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n";
+        case ReplyId::backend_out_of_step:
+            return "421 4.4.2 Backend out of step, closing connection\r\n";
+        case ReplyId::bad_characters:
+            return "500 5.5.2 Syntax error, invalid character in command\r\n";
+        case ReplyId::data_line_too_long:
+            return "554 5.6.0 Message has a text line longer than the limit\r\n";
+        case ReplyId::state_unavailable:
+            return "451 4.3.0 Shared limit state unavailable, try again later\r\n";
     }
     return "451 4.3.0 Internal error\r\n";  // unreachable for a valid ReplyId
 }

@@ -58,6 +58,11 @@ enum class ReplyId {
                               // connection
     backend_tls_failed,       // 421 4.3.0 Backend connection cannot be secured, closing connection
     smtputf8_required,        // 553 5.6.7 Must declare SMTPUTF8 to send unicode address
+    backend_out_of_step,      // 421 4.4.2 Backend out of step, closing connection
+    bad_characters,           // 500 5.5.2 Syntax error, invalid character in command
+    data_line_too_long,       // 554 5.6.0 Message has a text line longer than the limit
+    state_unavailable,        // 451 4.3.0 Shared limit state unavailable, try again later
+                              // ([state] on_state_error = "fail-closed")
 };
 
 // The full wire form, CRLF included, e.g. "530 5.7.0 Authentication required\r\n".

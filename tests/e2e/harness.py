@@ -292,6 +292,7 @@ class Fixture:
         self.backend_log = None
         self.closers = []
         self.secrets = set()
+        self.companions = []  # further gateways of this test (second_gateway)
         self.cli_problems = []
         (self.port_starttls, self.port_implicit, self.port_none, self.backend_port,
          self.closed_port) = free_ports(5)
@@ -586,8 +587,21 @@ class Fixture:
             return "gateway exited %d after SIGTERM" % self.gateway.returncode
         return None
 
+    def second_gateway(self):
+        """Another gateway process (own dir, ports and log) sharing this one's users file
+        and recording backend, as replicas behind a load balancer do. start() it with the
+        same overrides, and backend=False; it is torn down with this fixture."""
+        other = Fixture(self.binary, keep=self.keep)
+        other.config["backend"]["address"] = "127.0.0.1:%d" % self.backend_port
+        other.config["auth"]["users_file"] = self.users_file
+        other.secrets = self.secrets
+        self.companions.append(other)
+        return other
+
     def teardown(self, failed=False):
         problems = list(self.cli_problems)
+        for other in self.companions:
+            problems += ["second gateway: " + p for p in other.teardown(failed)]
         for close in reversed(self.closers):
             try:
                 close()

@@ -42,14 +42,18 @@ def test_check_config_typo_names_line_and_column(fx):
           "serve did not name the line: %r" % _out(p))
 
 
-def test_check_config_metrics_not_supported(fx):
+def test_check_config_metrics(fx):
     with open(fx.cfg, "a") as f:
         f.write('\n[metrics]\naddress = "127.0.0.1:9587"\n')
     p = fx.cli("check-config", "--config", fx.cfg)
+    check(p.returncode == 0, "check-config refused [metrics]: %s" % _out(p))
+    with open(fx.cfg, "a") as f:
+        f.write('adress = "127.0.0.1:9588"\n')
+    p = fx.cli("check-config", "--config", fx.cfg)
     out = _out(p)
-    check(p.returncode == 1, "check-config exited %d on [metrics]: %s" % (p.returncode, out))
-    check("not supported yet" in out, "no 'not supported yet' in %r" % out)
-    check(re.search(r"portcullis\.toml:\d+:\d+", out), "no file:line:col in %r" % out)
+    check(p.returncode == 1, "check-config exited %d on a misspelt key: %s" % (p.returncode, out))
+    check(re.search(r"portcullis\.toml:\d+:\d+: unknown key 'adress' in \[metrics\]", out),
+          "no file:line:col for the unknown key in %r" % out)
 
 
 def test_check_config_rate_limits(fx):

@@ -79,6 +79,14 @@ void check_forwarded(const PathResult& r, std::string_view prefix, bool mail) {
 
 void check_line(std::string_view line) {
     const Command c = parse_command(line);
+    // bad_bytes: a control (TAB aside) anywhere; else 8-bit only in MAIL/RCPT arguments.
+    const bool control =
+        std::any_of(line.begin(), line.end(), [](char ch) { return is_control(ch) && ch != '\t'; });
+    const bool eight_bit = std::any_of(
+        line.begin(), line.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; });
+    const bool path_verb = c.verb == Verb::mail || c.verb == Verb::rcpt;
+    FUZZ_CHECK(control == (c.bad_bytes == BadBytes::control));
+    FUZZ_CHECK(control || (c.bad_bytes == BadBytes::non_ascii) == (eight_bit && !path_verb));
     if (!c.argument.empty()) {
         FUZZ_CHECK(c.argument.data() >= line.data());
         FUZZ_CHECK(c.argument.data() + c.argument.size() <= line.data() + line.size());

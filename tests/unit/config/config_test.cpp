@@ -319,11 +319,46 @@ TEST_CASE("unknown sections and top-level keys are errors", "[config]") {
           Errors{"test.toml:1:1: unknown key 'hostname' at the top level (outside a section)"});
 }
 
-// ---- not supported yet ----
+// ---- [metrics] and drain ----
 
-TEST_CASE("DESIGN.md keys whose feature is not built are refused", "[config]") {
-    CHECK(errors(before_base("[metrics]\naddress = \"127.0.0.1:9587\"")) ==
-          Errors{"test.toml:1:2: [metrics] is not supported yet"});
+TEST_CASE("[metrics] address: off by default, \"\" = off, numeric address", "[config]") {
+    CHECK_FALSE(parse(listener_plain + backend_min + auth_min)->metrics.address);
+    CHECK_FALSE(parse(before_base("[metrics]\naddress = \"\""))->metrics.address);
+    CHECK_FALSE(parse(before_base("[metrics]"))->metrics.address);
+    const auto c = parse(before_base("[metrics]\naddress = \"127.0.0.1:9587\""));
+    REQUIRE(c->metrics.address);
+    CHECK(c->metrics.address->text() == "127.0.0.1:9587");
+    CHECK(parse(before_base("[metrics]\naddress = \"[::1]:9587\""))->metrics.address->text() ==
+          "[::1]:9587");
+}
+
+TEST_CASE("[metrics] errors name file, line and column", "[config]") {
+    CHECK(errors(before_base("[metrics]\naddress = \"localhost:9587\"")) ==
+          Errors{"test.toml:2:11: metrics.address: invalid address \"localhost:9587\": "
+                 "\"localhost\" is not a numeric IP address (host names are not allowed here)"});
+    CHECK(errors(before_base("[metrics]\naddress = \"127.0.0.1\"")) ==
+          Errors{"test.toml:2:11: metrics.address: invalid address \"127.0.0.1\": missing port, "
+                 "expected HOST:PORT"});
+    CHECK(errors(before_base("[metrics]\naddress = \"127.0.0.1:70000\"")) ==
+          Errors{"test.toml:2:11: metrics.address: invalid address \"127.0.0.1:70000\": the "
+                 "port must be a number from 1 to 65535"});
+    CHECK(errors(before_base("[metrics]\naddress = 9587")) ==
+          Errors{"test.toml:2:11: metrics.address: expected a string, got an integer"});
+    CHECK(errors(before_base("[metrics]\nadress = \"127.0.0.1:9587\"")) ==
+          Errors{"test.toml:2:1: unknown key 'adress' in [metrics] (did you mean 'address'?)"});
+    CHECK(errors(before_base("[metrics]\naddress = \"127.0.0.1:2525\"")) ==
+          Errors{"test.toml:2:11: metrics.address: 127.0.0.1:2525 is already the address of a "
+                 "[[listener]]"});
+}
+
+TEST_CASE("[server] drain_timeout", "[config]") {
+    CHECK(parse(listener_plain + backend_min + auth_min)->server.drain_timeout == 30s);
+    CHECK(parse(before_base("[server]\ndrain_timeout = \"2m\""))->server.drain_timeout == 2min);
+    CHECK(parse(before_base("[server]\ndrain_timeout = \"0s\""))->server.drain_timeout == 0s);
+    CHECK(errors(before_base("[server]\ndrain_timeout = \"soon\"")).size() == 1);
+    CHECK(
+        errors(before_base("[server]\ndrain_timeout = 30")).front().rfind("test.toml:2:17: ", 0) ==
+        0);
 }
 
 // ---- abuse control ----
@@ -845,7 +880,7 @@ users_file = "users.toml"
 lockout = "0s"
 
 [metrics]
-address = ""
+address = "localhost:9587"
 )";
     const Errors expected{
         "test.toml:2:11: server.workers: must be between 0 and 256, got 1000",
@@ -854,7 +889,8 @@ address = ""
         "a numeric IP address (host names are not allowed here)",
         "test.toml:11:12: backend.tls_name: is only used with tls = \"starttls-verify\"",
         "test.toml:15:11: auth.lockout: must be longer than 0",
-        "test.toml:17:2: [metrics] is not supported yet",
+        "test.toml:18:11: metrics.address: invalid address \"localhost:9587\": \"localhost\" is "
+        "not a numeric IP address (host names are not allowed here)",
     };
     CHECK(errors(text) == expected);
     try {

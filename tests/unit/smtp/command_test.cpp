@@ -77,6 +77,38 @@ TEST_CASE("parse_command: argument after exactly one space", "[smtp][command]") 
     REQUIRE(parse_command("EHLO ").argument.empty());
 }
 
+TEST_CASE("parse_command: NUL and other controls are bad bytes in any command", "[smtp][command]") {
+    using namespace std::string_literals;
+    for (const std::string& line :
+         {"EHLO a\0b"s, "EHLO client\x01"s, "MAIL FROM:<a\0@b>"s, "RCPT TO:<a@b>\x1b[2J"s,
+          "AUTH PLAIN \0dGVzdA=="s, "XYZZY \x7f"s, "NOOP\r"s, "\0"s, "DATA\x0b"s,
+          "MAIL FROM:<j\xc3\xb6rg@b>\x00"s}) {
+        INFO(line);
+        CHECK(parse_command(line).bad_bytes == BadBytes::control);
+    }
+}
+
+TEST_CASE("parse_command: 8-bit bytes only in the argument of MAIL and RCPT", "[smtp][command]") {
+    CHECK(parse_command("EHLO cli\xc3\xa9nt.example").bad_bytes == BadBytes::non_ascii);
+    CHECK(parse_command("HELO \xff").bad_bytes == BadBytes::non_ascii);
+    CHECK(parse_command("AUTH PLAIN \x80\x80\x80\x80").bad_bytes == BadBytes::non_ascii);
+    CHECK(parse_command("NO\xc3\x96P").bad_bytes == BadBytes::non_ascii);
+    CHECK(parse_command("VRFY j\xc3\xb6rg").bad_bytes == BadBytes::non_ascii);
+    CHECK(parse_command("M\xc3\x80IL FROM:<a@b>").bad_bytes == BadBytes::non_ascii);
+    // The path parser and the SMTPUTF8 rules judge these.
+    CHECK(parse_command("MAIL FROM:<j\xc3\xb6rg@b> SMTPUTF8").bad_bytes == BadBytes::none);
+    CHECK(parse_command("RCPT TO:<\xc3\xb6@b>").bad_bytes == BadBytes::none);
+    CHECK(parse_command("mail FROM:<\xff@b>").bad_bytes == BadBytes::none);
+    CHECK(mail_error("FROM:<\xff@b>") == PathError::bad_address);  // not UTF-8
+}
+
+TEST_CASE("parse_command: printable ASCII and TAB are fine", "[smtp][command]") {
+    CHECK(parse_command("EHLO client.example").bad_bytes == BadBytes::none);
+    CHECK(parse_command("MAIL FROM:<a@b>\tSIZE=10").bad_bytes == BadBytes::none);
+    CHECK(parse_command("XYZZY ~!@#$%^&*()").bad_bytes == BadBytes::none);
+    CHECK(parse_command("").bad_bytes == BadBytes::none);
+}
+
 TEST_CASE("parse_mail_from: paths and the null path", "[smtp][command]") {
     REQUIRE(mail_ok("FROM:<alice@example.com>").address == "alice@example.com");
     REQUIRE(mail_ok("from:<alice@example.com>").address == "alice@example.com");

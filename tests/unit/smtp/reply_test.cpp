@@ -22,6 +22,8 @@ TEST_CASE("reply table texts", "[smtp][reply]") {
     REQUIRE(reply(ReplyId::timeout) == "421 4.4.2 Timeout, closing connection\r\n");
     REQUIRE(reply(ReplyId::backend_unavailable) == "421 4.4.1 Backend unavailable\r\n");
     REQUIRE(reply(ReplyId::backend_lost) == "451 4.4.2 Backend connection lost\r\n");
+    REQUIRE(reply(ReplyId::backend_out_of_step) ==
+            "421 4.4.2 Backend out of step, closing connection\r\n");
     REQUIRE(reply(ReplyId::temp_auth_failure) == "454 4.7.0 Temporary authentication failure\r\n");
     REQUIRE(reply(ReplyId::tls_not_available) == "454 4.7.0 TLS not available\r\n");
     REQUIRE(reply(ReplyId::syntax_unknown) == "500 5.5.1 Command unrecognized\r\n");
@@ -47,6 +49,10 @@ TEST_CASE("reply table texts", "[smtp][reply]") {
     REQUIRE(reply(ReplyId::bad_address) == "553 5.1.3 Bad address syntax\r\n");
     REQUIRE(reply(ReplyId::param_unknown) == "555 5.5.4 Unsupported parameter\r\n");
     REQUIRE(reply(ReplyId::no_valid_recipients) == "554 5.5.1 No valid recipients\r\n");
+    REQUIRE(reply(ReplyId::bad_characters) ==
+            "500 5.5.2 Syntax error, invalid character in command\r\n");
+    REQUIRE(reply(ReplyId::data_line_too_long) ==
+            "554 5.6.0 Message has a text line longer than the limit\r\n");
 }
 
 TEST_CASE("every reply is one well-formed line", "[smtp][reply]") {
@@ -107,4 +113,6 @@ TEST_CASE("backend transparency replies", "[smtp][reply]") {
             "421 4.3.0 Backend connection cannot be secured, closing connection\r\n");
     REQUIRE(reply(ReplyId::smtputf8_required) ==
             "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n");
+    REQUIRE(reply(ReplyId::state_unavailable) ==
+            "451 4.3.0 Shared limit state unavailable, try again later\r\n");
 }
