@@ -21,7 +21,7 @@ namespace {
 
 constexpr int kBacklog = 511;
 
-int open_reuseport_socket(const config::Endpoint& address) {
+int open_listening_socket(const config::Endpoint& address, PortSharing sharing) {
     sockaddr_storage ss{};
     if (!make_sockaddr(address.host, address.port, ss)) {
         throw ListenError(fmt::format("listen {}: not a numeric IP address", address.text()));
@@ -33,7 +33,9 @@ int open_reuseport_socket(const config::Endpoint& address) {
     }
     const int on = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+    if (sharing == PortSharing::per_worker) {
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+    }
     if (ss.ss_family == AF_INET6) {
         ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
     }
@@ -48,9 +50,10 @@ int open_reuseport_socket(const config::Endpoint& address) {
 
 }  // namespace
 
-Listener::Listener(uv_loop_t* loop, const config::Endpoint& address, OnConnection on_connection)
+Listener::Listener(uv_loop_t* loop, const config::Endpoint& address, OnConnection on_connection,
+                   PortSharing sharing)
     : state_(nullptr) {
-    const int fd = open_reuseport_socket(address);
+    const int fd = open_listening_socket(address, sharing);
     auto state = std::make_unique<State>();
     state->on_connection = std::move(on_connection);
     uv_tcp_init(loop, &state->tcp);

@@ -18,11 +18,17 @@ class ListenError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// SMTP listeners are shared by the workers of one process; a listener only one loop
+// serves (the metrics endpoint) binds exclusively, so a second process configured with
+// the same address fails at start instead of silently taking half of the requests.
+enum class PortSharing { per_worker, exclusive };
+
 class Listener {
   public:
     using OnConnection = std::function<void(uv_stream_t* server)>;
     // Throws ListenError naming the address and the cause.
-    Listener(uv_loop_t* loop, const config::Endpoint& address, OnConnection on_connection);
+    Listener(uv_loop_t* loop, const config::Endpoint& address, OnConnection on_connection,
+             PortSharing sharing = PortSharing::per_worker);
     ~Listener();
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;

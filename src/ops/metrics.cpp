@@ -114,6 +114,46 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
         &family<prometheus::Gauge>(reg, "portcullis_backends_up",
                                    "Configured backends that answered their last capability probe.")
              .Add({});
+    state_available_ =
+        &family<prometheus::Gauge>(
+             reg, "portcullis_state_available",
+             "1 while the [state] store answers (always 1 with backend = \"memory\"), "
+             "0 during a Redis outage.")
+             .Add({});
+    state_available_->Set(1);
+    state_outages_ = &family<prometheus::Counter>(reg, "portcullis_state_outages_total",
+                                                  "Times the Redis state store became unavailable.")
+                          .Add({});
+    state_errors_ = &family<prometheus::Counter>(
+                         reg, "portcullis_state_errors_total",
+                         "Rate-limit and lockout calls that Redis did not answer in time.")
+                         .Add({});
+    auto& outcomes = family<prometheus::Counter>(
+        reg, "portcullis_state_fallbacks_total",
+        "Calls Redis did not answer, by what on_state_error made of them: answered from local "
+        "state (local) or refused with 451 (refused).");
+    state_outcomes_[0] = &outcomes.Add({{"outcome", "local"}});
+    state_outcomes_[1] = &outcomes.Add({{"outcome", "refused"}});
+}
+
+namespace {
+
+// Moves a counter up to a total kept elsewhere (never down: a counter only grows).
+void advance_to(prometheus::Counter& counter, std::uint64_t total) {
+    const double target = static_cast<double>(total);
+    if (target > counter.Value()) {
+        counter.Increment(target - counter.Value());
+    }
+}
+
+}  // namespace
+
+void Metrics::set_shared_state(const SharedStateReading& reading) {
+    state_available_->Set(reading.available ? 1 : 0);
+    advance_to(*state_outages_, reading.outages);
+    advance_to(*state_errors_, reading.errors);
+    advance_to(*state_outcomes_[0], reading.fallbacks);
+    advance_to(*state_outcomes_[1], reading.refusals);
 }
 
 prometheus::Counter& Metrics::listener_connections(std::string_view listener) {

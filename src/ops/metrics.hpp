@@ -12,6 +12,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -51,6 +52,16 @@ class Metrics {
     void set_connections_current(double value) { connections_current_->Set(value); }
     void set_draining(bool draining) { draining_->Set(draining ? 1 : 0); }
     void set_backends_up(double value) { backends_up_->Set(value); }
+    // [state] (shared rate limits and lockouts): the process-wide counters kept by
+    // state::stats(), copied in at scrape time; counters only move forward.
+    struct SharedStateReading {
+        bool available = true;
+        std::uint64_t outages = 0;
+        std::uint64_t errors = 0;
+        std::uint64_t fallbacks = 0;
+        std::uint64_t refusals = 0;
+    };
+    void set_shared_state(const SharedStateReading& reading);
 
     // The Prometheus text exposition format (version 0.0.4) of every metric.
     std::string serialize() const;
@@ -72,6 +83,10 @@ class Metrics {
     prometheus::Histogram* eod_latency_ = nullptr;
     prometheus::Gauge* draining_ = nullptr;
     prometheus::Gauge* backends_up_ = nullptr;
+    prometheus::Gauge* state_available_ = nullptr;
+    prometheus::Counter* state_outages_ = nullptr;
+    prometheus::Counter* state_errors_ = nullptr;
+    std::array<prometheus::Counter*, 2> state_outcomes_{};  // local, refused
 };
 
 // The process's metrics (built on first use; thread-safe). Like the log, it is

@@ -87,8 +87,9 @@ class MetricsServer::Connection final : private net::StreamHandler {
 
 MetricsServer::MetricsServer(uv_loop_t* loop, const config::Endpoint& address, Route route)
     : loop_(loop), route_(std::move(route)), reaper_(loop) {
-    listener_ = std::make_unique<net::Listener>(loop, address,
-                                                [this](uv_stream_t* server) { accept(server); });
+    listener_ = std::make_unique<net::Listener>(
+        loop, address, [this](uv_stream_t* server) { accept(server); },
+        net::PortSharing::exclusive);
 }
 
 MetricsServer::~MetricsServer() {

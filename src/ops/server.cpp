@@ -23,6 +23,7 @@
 #include "ops/security.hpp"
 #include "ops/worker.hpp"
 #include "proxy/backend_probe.hpp"
+#include "state/shared_state.hpp"
 #include "tls/context.hpp"
 
 namespace portcullis::ops {
@@ -131,6 +132,12 @@ class Supervisor {
             m.set_connections_current(static_cast<double>(runtime_.connections.current()));
             m.set_draining(draining_);
             m.set_backends_up(static_cast<double>(answering));
+            const state::Stats& st = state::stats();
+            m.set_shared_state({.available = st.available.load(std::memory_order_relaxed),
+                                .outages = st.outages.load(std::memory_order_relaxed),
+                                .errors = st.errors.load(std::memory_order_relaxed),
+                                .fallbacks = st.fallbacks.load(std::memory_order_relaxed),
+                                .refusals = st.refusals.load(std::memory_order_relaxed)});
             return {200, "text/plain; version=0.0.4; charset=utf-8", m.serialize()};
         }
         if (path == "/healthz") {

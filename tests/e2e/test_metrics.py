@@ -231,3 +231,21 @@ def test_metrics_bad_address_refuses_start(fx):
         blocker.close()
     check(p.returncode == 1, "serve exited %d with its metrics port taken" % p.returncode)
     check("[metrics] address" in p.stderr and "bind" in p.stderr, "stderr: %r" % p.stderr)
+
+
+def test_metrics_port_is_not_shared_with_another_gateway(fx):
+    # SMTP listeners share their port among one process's workers (SO_REUSEPORT); the
+    # metrics port must not be shared, or a second gateway started by mistake with the
+    # same address would silently answer half of the scrapes.
+    port = _start(fx)
+    other = fx.second_gateway()
+    other.write_config({"metrics": {"address": "127.0.0.1:%d" % port}})
+    try:
+        p = subprocess.run([fx.binary, "serve", "--config", other.cfg], capture_output=True,
+                           text=True, timeout=20, cwd=other.dir)
+    except subprocess.TimeoutExpired:
+        raise Failure("a second gateway started on a metrics port already in use")
+    check(p.returncode == 1, "second gateway exited %d" % p.returncode)
+    check("[metrics] address" in p.stderr and "Address already in use" in p.stderr,
+          "stderr: %r" % p.stderr)
+    check(_curl(fx, "/healthz")[0] == 200, "the first gateway stopped answering")

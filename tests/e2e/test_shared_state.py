@@ -13,7 +13,7 @@ import time
 
 import yaml
 
-from harness import PASSWORD, PASSWORD_2, check
+from harness import PASSWORD, PASSWORD_2, check, free_ports
 from redis_server import RedisServer
 from test_abuse import ALICE, BOB, WRONG, add_user_lines, auth_once, body
 
@@ -39,6 +39,21 @@ def two_gateways(fx, overrides):
     gw2 = fx.second_gateway()
     gw2.start(overrides, backend=False)
     return fx, gw2
+
+
+def state_metrics(fx, port):
+    """The [state] metrics of a gateway's /metrics, read with curl."""
+    p = fx.run_tool(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:%d/metrics" % port])
+    check(p.returncode == 0, "curl /metrics failed: %s" % p.stderr)
+    values = {}
+    for line in p.stdout.splitlines():
+        for name, key in (("portcullis_state_available ", "available"),
+                          ("portcullis_state_outages_total ", "outages"),
+                          ('portcullis_state_fallbacks_total{outcome="refused"} ', "refused")):
+            if line.startswith(name):
+                values[key] = int(float(line[len(name):]))
+    check(len(values) == 3, "state metrics missing from /metrics: %r" % values)
+    return values
 
 
 def send_one(gw, subject, user=ALICE, password=PASSWORD):
@@ -163,8 +178,14 @@ def test_redis_outage_fail_closed(fx):
     redis = start_redis(fx)
     fx.add_user(ALICE)
     add_user_lines(fx, ALICE, ['rate_limits = { messages = "100/1h" }'])
-    gw1, gw2 = two_gateways(
-        fx, {"state": state(redis, on_state_error="fail-closed", timeout="300ms")})
+    shared = {"state": state(redis, on_state_error="fail-closed", timeout="300ms")}
+    (metrics_port,) = free_ports(1)
+    fx.start(dict(shared, metrics={"address": "127.0.0.1:%d" % metrics_port}))
+    gw1 = fx
+    gw2 = fx.second_gateway()
+    gw2.start(shared, backend=False)
+    check(state_metrics(fx, metrics_port) == {"available": 1, "outages": 0, "refused": 0},
+          "state metrics before the outage: %r" % state_metrics(fx, metrics_port))
     c = gw1.smtp("none", login=(ALICE, PASSWORD))  # authenticated before the outage
     c.sendmail(ALICE, ["r@example.net"], body(300, "before"))
     # a Redis that hangs (SIGSTOP): each call waits for the deadline, then 451
@@ -183,6 +204,9 @@ def test_redis_outage_fail_closed(fx):
     r.expect(451, "4.3.0")
     for gw in (gw1, gw2):
         check(gw.gateway.poll() is None, "a gateway died during the outage")
+    during = state_metrics(fx, metrics_port)
+    check(during["available"] == 0 and during["outages"] >= 1 and during["refused"] >= 2,
+          "state metrics during the outage: %r" % during)
     # back to normal once Redis answers again
     redis.start()
     gw1.wait_event("state.restored", timeout=15)
