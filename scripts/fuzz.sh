@@ -39,7 +39,7 @@ build_targets() {
     for t in "${targets[@]}"; do
         paths+=("tests/fuzz/$t")
     done
-    ninja -C "$build" "${paths[@]}"
+    ninja -C "$build" -j"${FUZZ_JOBS:-2}" "${paths[@]}"
 }
 
 # Runs one target in the background; its log and artifacts go under build-fuzz/.
