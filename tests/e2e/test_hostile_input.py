@@ -261,13 +261,20 @@ def test_ten_megabyte_line_before_auth_closes_with_500(fx):
     deliver(d2)
 
 
-def test_ten_megabyte_line_after_auth_closes_with_500(fx):
+def authenticated_session_with_baseline(fx):
+    """Starts the gateway, warms it up and measures its memory, then opens an
+    authenticated session whose backend connection is ready; returns (memory before,
+    the session, the backend's raw bytes so far)."""
     fx.add_user(ALICE)
     start(fx)
     warm_up(fx)
     before = memory_kb(fx)
     d = fx.session("none")
-    raw0 = wait_backend_ready(fx, 3)
+    return before, d, wait_backend_ready(fx, 3)
+
+
+def test_ten_megabyte_line_after_auth_closes_with_500(fx):
+    before, d, raw0 = authenticated_session_with_baseline(fx)
     flood = Flood(d, TEN_MB, byte=b"A")
     check(flood.received.startswith(b"500 5.5.2 Line too long\r\n"),
           "client got %r" % flood.received[:200])
@@ -293,12 +300,7 @@ def test_ten_megabyte_line_in_auth_exchange_closes_with_500(fx):
 
 
 def test_ten_megabyte_line_in_data_refuses_the_message(fx):
-    fx.add_user(ALICE)
-    start(fx)
-    warm_up(fx)
-    before = memory_kb(fx)
-    d = fx.session("none")
-    raw0 = wait_backend_ready(fx, 3)
+    before, d, raw0 = authenticated_session_with_baseline(fx)
     d.cmd("MAIL FROM:<%s>" % ALICE).expect(250)
     d.cmd("RCPT TO:<%s>" % RCPT).expect(250)
     d.cmd("DATA").expect(354)

@@ -41,13 +41,20 @@ def _served_cert(fx, kind):
         s.close()
 
 
-def test_certificate_rotation_drops_no_connection(fx):
+def _start_with_live_pair(fx):
+    """Starts the gateway on its own certificate files (live.crt/live.key, for
+    "old.gw.test"); returns (cert path, key path, the certificate's DER)."""
     fx.add_user(ALICE)
     cert = os.path.join(fx.dir, "live.crt")
     key = os.path.join(fx.dir, "live.key")
     _make_pair(fx, "old.gw.test", cert, key)
     old = _der(cert)
     fx.start({"tls": {"certificate": cert, "private_key": key}})
+    return cert, key, old
+
+
+def test_certificate_rotation_drops_no_connection(fx):
+    cert, key, old = _start_with_live_pair(fx)
     check(_served_cert(fx, "implicit") == old, "the configured certificate is not served")
 
     # A session in flight on each TLS listener, one of them mid-DATA.
@@ -89,12 +96,7 @@ def test_certificate_rotation_drops_no_connection(fx):
 
 
 def test_broken_certificate_on_reload_keeps_the_old_one(fx):
-    fx.add_user(ALICE)
-    cert = os.path.join(fx.dir, "live.crt")
-    key = os.path.join(fx.dir, "live.key")
-    _make_pair(fx, "old.gw.test", cert, key)
-    old = _der(cert)
-    fx.start({"tls": {"certificate": cert, "private_key": key}})
+    cert, key, old = _start_with_live_pair(fx)
     # A certificate whose key is another one: the pair does not match.
     other_key = os.path.join(fx.dir, "other.key")
     _make_pair(fx, "new.gw.test", cert + ".new", other_key)
