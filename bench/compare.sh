@@ -21,6 +21,9 @@
 # Usage: bench/compare.sh [--rounds N] [--duration S] [--warmup S] [--idle N]
 #                         [--scenarios "a b c d e"] [--out DIR] [--build-dir DIR]
 #                         [--portcullis BINARY] [--port-base P] [--no-install] [--profile]
+#                         [--backend-pipelining yes|no]
+# --backend-pipelining: Portcullis's [backend] pipelining (default yes: like nginx, a
+#   client's pipelined MAIL/RCPT/DATA goes to the sink in one write; no = lock-step).
 # --profile: instead of the table, run scenario a once per server and report system
 #   calls per message (perf stat), delayed ACKs (nstat), and for Portcullis a perf
 #   profile (top functions, self and inclusive) into OUT/profile.txt.
@@ -40,8 +43,9 @@ PORTCULLIS_BIN=""
 PORT_BASE=27000
 INSTALL=1
 PROFILE=0
+BACKEND_PIPELINING=yes
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -56,6 +60,7 @@ while [ $# -gt 0 ]; do
         --port-base) PORT_BASE=$2; shift 2 ;;
         --no-install) INSTALL=0; shift ;;
         --profile) PROFILE=1; shift ;;
+        --backend-pipelining) BACKEND_PIPELINING=$2; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
     esac
@@ -248,6 +253,23 @@ EOF
         "" "rate limits raised out of the way" ||
         try_portcullis_config $'[rate_limits]\nmessages = "1000000000/1s"\nrecipients = "1000000000/1s"' \
             "" "rate limits raised out of the way" || true
+    # nginx passes a client's pipelined commands on as they come; the equivalent here
+    # is [backend] pipelining (off by default: lock-step). --backend-pipelining no
+    # measures the default.
+    if [ "$BACKEND_PIPELINING" = yes ]; then
+        local base=$PC_BASE
+        PC_BASE=${PC_BASE/address = \"127.0.0.1:$SINK_PORT\"/address = \"127.0.0.1:$SINK_PORT\"$'\n'pipelining = true}
+        render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG.try"
+        if "$PORTCULLIS_BIN" check-config --config "$PC_CONFIG.try" >>"$OUT/check-config.log" 2>&1; then
+            PC_OPTIONAL="$PC_OPTIONAL; backend pipelining on"
+        else
+            PC_BASE=$base
+            PC_OPTIONAL="$PC_OPTIONAL; backend pipelining NOT available in this build (lock-step)"
+        fi
+        rm -f "$PC_CONFIG.try"
+    else
+        PC_OPTIONAL="$PC_OPTIONAL; backend lock-step (pipelining off, the default)"
+    fi
     render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG"
 }
 

@@ -9,6 +9,7 @@
 //   [backend]
 //   reply_timeout = "5m"        # longest wait for any backend reply
 //   data_reply_timeout = "10m"  # longest wait for the reply after end-of-data
+//   pipelining = false          # true: a client's pipelined MAIL..DATA in one write
 //
 //   [auth]
 //   hash_iterations = 3         # Argon2id t for new hashes; at least 2
@@ -626,6 +627,9 @@ void read_backend(TableReader& r, const std::filesystem::path& base_dir, Backend
     }
     if (auto v = r.duration("data_reply_timeout", false)) {
         out.data_reply_timeout = *v;
+    }
+    if (auto v = r.boolean("pipelining")) {
+        out.pipelining = *v;
     }
     if (auto v = r.duration("probe_interval", true)) {
         out.probe_interval = *v;

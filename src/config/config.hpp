@@ -90,6 +90,10 @@ struct BackendConfig {
     Duration connect_timeout = std::chrono::seconds(10);
     Duration reply_timeout = std::chrono::minutes(5);        // per backend reply
     Duration data_reply_timeout = std::chrono::minutes(10);  // after end-of-data
+    // true: a client's pipelined group ending with DATA goes to a backend that offers
+    // PIPELINING in one write; false: lock-step, one command outstanding at a time.
+    // What each keeps from an out-of-step backend: proxy/upstream.hpp, README.
+    bool pipelining = false;
     // How often the backends' EHLO capabilities are asked again (0 = only at start and
     // on reload), and how long a backend that failed is skipped.
     Duration probe_interval = std::chrono::minutes(1);

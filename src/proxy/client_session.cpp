@@ -264,6 +264,12 @@ void ClientSession::process_input() {
     }
     processing_ = true;
     std::weak_ptr<bool> alive = alive_;
+    // Commands of one read (a pipelined MAIL, RCPT..., DATA) reach the backend together.
+    batch_ = Batch{};
+    Upstream* held = upstream_.get();
+    if (held != nullptr) {
+        held->hold_commands();
+    }
     while (phase_ != Phase::closing && !closing_queued_ && wait_ == Wait::none &&
            in_pos_ < in_.size()) {
         if (!process_one() || alive.expired()) {
@@ -272,6 +278,15 @@ void ClientSession::process_input() {
     }
     if (alive.expired()) {
         return;
+    }
+    if (held != nullptr && held == upstream_.get()) {
+        // may fail the backend, and with it this session
+        const bool together = batch_.commands > 1 && batch_.ends_with_data;
+        group_in_flight_ = group_in_flight_ || (together && held->pipelining());
+        held->release_commands(together);
+        if (alive.expired()) {
+            return;
+        }
     }
     processing_ = false;
     if (in_pos_ > 0) {
@@ -908,13 +923,17 @@ void ClientSession::handle_data(const smtp::Command& command) {
         reply(ReplyId::bad_sequence);
         return;
     }
-    if (has_unready_replies()) {
-        // DATA goes to the backend only once it accepted a recipient: wait for the
-        // answers to the pipelined MAIL/RCPT, then decide.
+    const bool replies_owed = has_unready_replies();
+    const bool pipelined = batch_.commands > 0 && upstream_ && upstream_->pipelining();
+    if (replies_owed && !(rcpt_sent_ > 0 && pipelined)) {
+        // Without pipelining, DATA goes to the backend only once it accepted a
+        // recipient: wait for the answers to the pipelined MAIL/RCPT, then decide. With
+        // it, DATA follows them in the same write, and a backend with no accepted
+        // recipient refuses it (RFC 2920); one that says 354 then is out of step.
         wait_ = Wait::data_barrier;
         return;
     }
-    if (rcpt_accepted_ == 0 || !upstream_) {
+    if (!replies_owed && (rcpt_accepted_ == 0 || !upstream_)) {
         reply(rcpt_sent_ == 0 ? ReplyId::bad_sequence : ReplyId::no_valid_recipients);
         return;
     }
@@ -1131,6 +1150,8 @@ const ClientOffer& ClientSession::offer() {
 }
 
 void ClientSession::forward(std::string line, Expect expect, config::Duration timeout) {
+    ++batch_.commands;
+    batch_.ends_with_data = expect == Expect::data;
     expect_backend(expect);
     upstream_->send_command(std::move(line), timeout);
 }
@@ -1140,6 +1161,11 @@ void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
                            [](const PendingReply& r) { return !r.ready; });
     if (it == replies_.end()) {
         on_upstream_failed(UpstreamFailure::unavailable, "reply without a pending command");
+        return;
+    }
+    if (const std::string_view why = misfit(it->expect, reply); !why.empty()) {
+        on_upstream_failed(UpstreamFailure::protocol,
+                           fmt::format("backend answered {} with {}", why, reply.code));
         return;
     }
     it->ready = true;
@@ -1156,6 +1182,7 @@ void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
             }
             break;
         case Expect::data:
+            group_in_flight_ = false;  // the group was answered in step
             wait_ = Wait::none;
             if (reply.code == 354) {
                 it->text = std::string(smtp::reply(ReplyId::data_go));
@@ -1211,6 +1238,21 @@ void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
     }
 }
 
+// A reply that cannot be the answer to the command it is matched with: what that
+// command was, or "" when it fits. It shows a shifted reply sequence (an extra or a
+// missing reply) at the latest at the DATA that ends a pipelined group, before any
+// reply of the group is relayed and before any message content is sent.
+std::string_view ClientSession::misfit(Expect expect, const smtp::BackendReply& reply) const {
+    const bool intermediate = reply.code >= 300 && reply.code < 400;
+    if (expect == Expect::data) {
+        if (reply.code == 354 && rcpt_accepted_ == 0) {
+            return "DATA without an accepted recipient";
+        }
+        return reply.code == 354 || reply.code >= 400 ? "" : "DATA";
+    }
+    return intermediate ? "a command that takes no data" : "";
+}
+
 void ClientSession::on_upstream_failed(UpstreamFailure failure, std::string_view reason) {
     const std::string backend(upstream_ ? upstream_->endpoint() : cfg().backend.address.text());
     ops::log(LogLevel::error, "backend.error",
@@ -1223,10 +1265,15 @@ void ClientSession::on_upstream_failed(UpstreamFailure failure, std::string_view
                           : failure == UpstreamFailure::protocol ? "protocol"
                                                                  : "unavailable"}});
     upstream_.reset();
+    // A pipelined group's replies are only trusted once its DATA was answered in step:
+    // out of step before that, the backend's replies held for the group are withdrawn
+    // (they may belong to other commands) and the client is told 421 instead.
+    const bool distrust_held =
+        failure == UpstreamFailure::protocol && std::exchange(group_in_flight_, false);
     bool close_after = false;
     bool told = false;  // some command of the client's got its answer here
     for (auto& pending : replies_) {
-        if (pending.ready) {
+        if (pending.ready && !(distrust_held && pending.expect != Expect::none)) {
             continue;
         }
         pending.ready = true;
@@ -1501,6 +1548,7 @@ void ClientSession::finish_close(std::string_view reason) {
     client_->stop_reading();
     verification_.reset();
     if (upstream_ && upstream_->ready() && !mail_open_) {
+        upstream_->release_commands(false);  // closing inside process_input's batch
         upstream_->send_command("QUIT\r\n", std::chrono::seconds(1));
     }
     upstream_.reset();

@@ -109,6 +109,12 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     void on_stream_drained() override;
     // UpstreamEvents (backend)
     void on_upstream_reply(const smtp::BackendReply& reply) override;
+    // The commands forwarded while the upstream holds them (one read's worth).
+    struct Batch {
+        std::size_t commands = 0;
+        bool ends_with_data = false;
+    };
+    std::string_view misfit(Expect expect, const smtp::BackendReply& reply) const;
     void on_upstream_failed(UpstreamFailure failure, std::string_view reason) override;
     void on_upstream_drained() override;
 
@@ -207,6 +213,8 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
 
     Phase phase_ = Phase::command;
     Wait wait_ = Wait::none;
+    Batch batch_;
+    bool group_in_flight_ = false;  // a pipelined group's DATA is not answered yet
     smtp::LineReader reader_{smtp::kMaxCommandLine};
     std::string in_;          // plaintext from the client not yet processed
     std::size_t in_pos_ = 0;  // first unprocessed byte in in_

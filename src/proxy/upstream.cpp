@@ -269,14 +269,62 @@ void Upstream::on_stream_data(std::string_view data) {
 
 void Upstream::consume_plaintext(std::string_view data) {
     if (phase_ == Phase::ready && awaiting_reply_.empty()) {
-        // Lock-step: nothing was asked, so nothing may come (an unsolicited, extra or
-        // early reply, e.g. a 554 in the middle of DATA). Never keep it for later.
+        // Nothing was asked, so nothing may come (an unsolicited, extra or early reply,
+        // e.g. a 554 in the middle of DATA). Never keep it for later.
         fail(UpstreamFailure::protocol,
              fmt::format("backend sent {} bytes while no reply was awaited: {}", data.size(),
                          printable_prefix(data)));
         return;
     }
     input_.append(data);
+    if (phase_ == Phase::ready) {
+        consume_replies();
+    } else {
+        consume_handshake_replies();
+    }
+}
+
+// Ready: every complete reply of this read is parsed before any is handed on, so a
+// read holding more replies than commands are waiting (or bytes after the last awaited
+// reply) is refused as a whole, and none of its replies reaches a client.
+void Upstream::consume_replies() {
+    std::vector<smtp::BackendReply> replies;
+    std::size_t offset = 0;
+    while (offset < input_.size()) {
+        auto result = parser_.next(std::string_view(input_).substr(offset));
+        offset += result.consumed;
+        if (result.status == smtp::ReplyParser::Status::need_more) {
+            break;
+        }
+        if (result.status == smtp::ReplyParser::Status::error) {
+            fail(UpstreamFailure::protocol, "malformed reply from backend: " + result.error);
+            return;
+        }
+        replies.push_back(std::move(result.reply));
+        if (replies.size() == awaiting_reply_.size() && offset < input_.size()) {
+            fail(UpstreamFailure::protocol,
+                 fmt::format("backend sent more than the awaited {} repl{} (last {}): {}",
+                             replies.size(), replies.size() == 1 ? "y" : "ies", replies.back().code,
+                             printable_prefix(std::string_view(input_).substr(offset))));
+            return;
+        }
+    }
+    input_.erase(0, offset);
+    if (input_.size() > kMaxBufferedReply) {
+        fail(UpstreamFailure::protocol, "backend reply too long");
+        return;
+    }
+    std::weak_ptr<bool> alive = alive_;
+    for (const auto& reply : replies) {
+        handle_reply(reply);
+        if (alive.expired() || phase_ == Phase::failed) {
+            return;
+        }
+    }
+}
+
+// Greeting, EHLO, STARTTLS, XCLIENT: one command at a time, one reply each.
+void Upstream::consume_handshake_replies() {
     std::weak_ptr<bool> alive = alive_;
     std::size_t offset = 0;
     while (offset < input_.size()) {
@@ -552,24 +600,50 @@ void Upstream::send_data(std::string bytes) {
     write_out(std::move(bytes));
 }
 
-// Lock-step (see the header): the next command goes out only once the previous one
-// was answered, whether or not the backend offers PIPELINING.
-void Upstream::pump() {
-    if (phase_ != Phase::ready || unsent_.empty() || !awaiting_reply_.empty()) {
-        return;
-    }
-    PendingCommand command = std::move(unsent_.front());
-    unsent_.pop_front();
-    write_command(std::move(command));
+void Upstream::hold_commands() {
+    holding_ = true;
 }
 
-void Upstream::write_command(PendingCommand command) {
+void Upstream::release_commands(bool together) {
+    holding_ = false;
+    if (together && pipelining()) {
+        send_unsent(unsent_.size());
+    } else {
+        pump();
+    }
+}
+
+bool Upstream::pipelining() const {
+    return phase_ == Phase::ready && backend_.pipelining && caps_.pipelining;
+}
+
+// Lock-step: the next command goes out only once the previous one was answered.
+void Upstream::pump() {
+    if (phase_ != Phase::ready || holding_ || !awaiting_reply_.empty()) {
+        return;
+    }
+    send_unsent(1);
+}
+
+// Writes the first `count` unsent commands in one write; their replies are awaited in
+// order.
+void Upstream::send_unsent(std::size_t count) {
+    count = std::min(count, unsent_.size());
+    if (phase_ != Phase::ready || count == 0) {
+        return;
+    }
     const bool was_idle = awaiting_reply_.empty();
-    awaiting_reply_.push_back(command.timeout);
+    std::string batch;
+    for (std::size_t i = 0; i < count; ++i) {
+        PendingCommand command = std::move(unsent_.front());
+        unsent_.pop_front();
+        awaiting_reply_.push_back(command.timeout);
+        batch += command.line;
+    }
     if (was_idle) {
         arm_reply_timer();
     }
-    write_out(std::move(command.line));
+    write_out(std::move(batch));
 }
 
 // Plaintext out, through TLS once it is up.

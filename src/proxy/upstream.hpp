@@ -6,13 +6,18 @@
 // again, learns the capabilities, then sends commands in order and hands back exactly
 // one parsed reply per command. It never passes bytes through raw.
 //
-// Lock-step: one command is outstanding at a time, even when the backend offers
-// PIPELINING. A reply can then only be the answer to that one command: any byte that
-// arrives while no reply is awaited, or that follows the awaited reply in the same
-// read, means the backend is out of step (an injected or duplicated reply) and closes
-// it, so a client is never answered with a reply meant for another command. Each
-// command also follows the previous reply, which keeps a backend with Nagle on from
-// holding a reply back for a delayed ACK.
+// Commands go out in lock-step, one outstanding at a time, except for a group a client
+// pipelined that ends with DATA (MAIL, RCPT..., DATA, queued between hold_commands()
+// and release_commands(true)): with [backend] pipelining on and PIPELINING offered, it
+// goes out in one write and its replies are matched in order. Either way a reply is
+// only ever taken as the answer to a command that is waiting: any byte that arrives
+// while no reply is awaited, and a read that holds more replies than are awaited (or
+// bytes after the last awaited one), mean the backend is out of step (an injected or
+// duplicated reply) and close it before any reply of that read is handed on. The
+// session adds that each reply must fit its command (354 only to DATA; DATA only 354
+// or an error; 354 only with an accepted recipient) and holds a group's replies until
+// its DATA is answered, so a reply sequence shifted by an extra reply is caught at the
+// DATA before anything of the group is relayed or any message content is sent.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -103,6 +108,15 @@ class Upstream final : private net::StreamHandler {
     // buffer is moved into the write, not copied.
     void send_data(std::string bytes);
 
+    // While held, commands wait in order. On release they go out together in one write
+    // when `together` (a pipelined group ending with DATA) and pipelining() is true,
+    // else in lock-step.
+    void hold_commands();
+    void release_commands(bool together);
+    // Commands may be outstanding together: the backend offers PIPELINING and
+    // [backend] pipelining is on.
+    bool pipelining() const;
+
     std::size_t queued_bytes() const;
     bool ready() const { return phase_ == Phase::ready; }
     const BackendCapabilities& capabilities() const { return caps_; }
@@ -142,6 +156,8 @@ class Upstream final : private net::StreamHandler {
     void on_stream_end(int status) override;
     void on_stream_drained() override;
     void consume_plaintext(std::string_view data);
+    void consume_replies();
+    void consume_handshake_replies();
     void handle_reply(const smtp::BackendReply& reply);
 
     // handshake
@@ -156,7 +172,7 @@ class Upstream final : private net::StreamHandler {
 
     // commands
     void pump();
-    void write_command(PendingCommand command);
+    void send_unsent(std::size_t count);
     void write_out(std::string plain);
     void arm_reply_timer();
     void fail(UpstreamFailure failure, std::string reason);
@@ -184,6 +200,7 @@ class Upstream final : private net::StreamHandler {
     smtp::ReplyParser parser_;
     std::string input_;
     std::deque<PendingCommand> unsent_;            // waiting for ready / pipelining
+    bool holding_ = false;                         // between hold_commands() and release_commands()
     std::deque<config::Duration> awaiting_reply_;  // written, reply not yet seen
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -3,37 +3,35 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace portcullis::smtp {
+namespace {
 
-// Finds the next CR or LF at or after a position. Each memchr result is remembered
-// until the position passes it, so every byte of one feed is scanned at most once per
-// character whatever the mix of CRs and LFs (no quadratic rescans).
-class DataDecoder::Scanner {
-  public:
-    Scanner(const char* begin, const char* end) : begin_(begin), end_(end) {}
-
-    const char* next(const char* p) {
-        const auto at = p - begin_;
-        if (cr_ < at) {
-            cr_ = find(p, '\r');
+// The first CR or LF in [p, end), or end: one pass for both bytes, 16 at a time.
+const char* find_line_break(const char* p, const char* end) {
+#if defined(__SSE2__)
+    const __m128i cr = _mm_set1_epi8('\r');
+    const __m128i lf = _mm_set1_epi8('\n');
+    while (end - p >= 16) {
+        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const int hits =
+            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(bytes, cr), _mm_cmpeq_epi8(bytes, lf)));
+        if (hits != 0) {
+            return p + __builtin_ctz(static_cast<unsigned>(hits));
         }
-        if (lf_ < at) {
-            lf_ = find(p, '\n');
-        }
-        return begin_ + std::min(cr_, lf_);
+        p += 16;
     }
-
-  private:
-    std::ptrdiff_t find(const char* p, char c) const {
-        const void* hit = std::memchr(p, c, static_cast<std::size_t>(end_ - p));
-        return (hit == nullptr ? end_ : static_cast<const char*>(hit)) - begin_;
+#endif
+    while (p < end && *p != '\r' && *p != '\n') {
+        ++p;
     }
+    return p;
+}
 
-    const char* begin_;
-    const char* end_;
-    std::ptrdiff_t cr_ = -1;
-    std::ptrdiff_t lf_ = -1;
-};
+}  // namespace
 
 DataDecoder::Result DataDecoder::feed(std::string_view in, std::string& out) {
     if (finished_) {
@@ -41,11 +39,18 @@ DataDecoder::Result DataDecoder::feed(std::string_view in, std::string& out) {
     }
     const char* const begin = in.data();
     const char* const end = begin + in.size();
-    Scanner scanner(begin, end);
     const char* p = begin;
     while (p < end) {
+        if (state_ == State::line_start) {
+            const char* plain_end = skip_plain_lines(p, end);
+            if (plain_end != p) {
+                out.append(p, static_cast<std::size_t>(plain_end - p));  // unchanged
+                p = plain_end;
+                continue;
+            }
+        }
         if (state_ == State::in_line) {
-            p = scan_line(p, end, scanner, out);
+            p = scan_line(p, end, out);
             continue;
         }
         switch (step(*p, out)) {
@@ -157,12 +162,29 @@ DataDecoder::Step DataDecoder::after_cr(char c, std::string& out) {
     return Step::reprocess;
 }
 
+// The fast path: from a line start, the end of the run of whole lines that pass
+// through unchanged (no leading "." or line break, no bare CR or LF, ended by CRLF).
+// Counts them; the first other line is left to the state machine, from its start.
+const char* DataDecoder::skip_plain_lines(const char* p, const char* end) {
+    while (p < end && *p != '.' && *p != '\r' && *p != '\n') {
+        const char* q = find_line_break(p, end);
+        if (end - q < 2 || q[0] != '\r' || q[1] != '\n') {
+            break;  // unfinished here, or a bare CR/LF
+        }
+        const auto length = static_cast<std::uint64_t>(q - p);
+        size_ += length + 2;
+        longest_ = std::max(longest_, length);
+        after_crlf_ = true;
+        p = q + 2;
+    }
+    return p;
+}
+
 // Copies runs of ordinary bytes; stops after a line break or at the end of input.
-const char* DataDecoder::scan_line(const char* p, const char* end, Scanner& scanner,
-                                   std::string& out) {
+const char* DataDecoder::scan_line(const char* p, const char* end, std::string& out) {
     const char* run = p;
     for (;;) {
-        const char* q = scanner.next(p);
+        const char* q = find_line_break(p, end);
         if (q == end) {
             content(run, end, out);
             return end;

@@ -47,13 +47,13 @@ class DataDecoder {
   private:
     enum class State { line_start, dot, dot_cr, in_line, cr };
     enum class Step { consumed, reprocess, finished };  // what a state step did with a byte
-    class Scanner;                                      // finds the next CR/LF in one feed
     Step step(char c, std::string& out);
     Step at_line_start(char c);
     Step after_dot(char c, std::string& out);
     Step after_dot_cr(char c, std::string& out);
     Step after_cr(char c, std::string& out);
-    const char* scan_line(const char* p, const char* end, Scanner& scanner, std::string& out);
+    const char* skip_plain_lines(const char* p, const char* end);
+    const char* scan_line(const char* p, const char* end, std::string& out);
     void bare_ending(char c, std::string& out);
     void content(const char* begin, const char* end, std::string& out);
     void count(std::uint64_t n);

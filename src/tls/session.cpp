@@ -4,15 +4,76 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 
 namespace portcullis::tls {
 
+// The BIO BoringSSL reads ciphertext from and writes records to; its state is the
+// TlsSession itself (BIO_get_data).
+class TlsSession::Transport {
+  public:
+    static const BIO_METHOD* method() {
+        static BIO_METHOD* const shared = make();  // one table for every session
+        return shared;
+    }
+
+  private:
+    static BIO_METHOD* make() {
+        BIO_METHOD* m =
+            BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portcullis transport");
+        BIO_meth_set_read(m, read);
+        BIO_meth_set_write(m, write);
+        BIO_meth_set_ctrl(m, ctrl);
+        return m;
+    }
+    static TlsSession& session(BIO* bio) { return *static_cast<TlsSession*>(BIO_get_data(bio)); }
+    static int read(BIO* bio, char* out, int length) {
+        BIO_clear_retry_flags(bio);
+        const int n = session(bio).read_ciphertext(out, length);
+        if (n == 0) {
+            BIO_set_retry_read(bio);  // nothing more yet: SSL_ERROR_WANT_READ
+            return -1;
+        }
+        return n;
+    }
+    static int write(BIO* bio, const char* data, int length) {
+        BIO_clear_retry_flags(bio);
+        return session(bio).write_ciphertext(data, length);
+    }
+    static long ctrl(BIO*, int command, long, void*) {
+        return command == BIO_CTRL_FLUSH ? 1 : 0;  // writes are never buffered here
+    }
+};
+
+// Routes BoringSSL's records into `to_peer` for the length of one call (calls nest:
+// send() runs inside receive() when the handshake completes).
+class TlsSession::OutputScope {
+  public:
+    OutputScope(TlsSession& session, std::string& to_peer)
+        : session_(session), previous_(session.output_) {
+        session_.output_ = &to_peer;
+        if (!session_.held_output_.empty()) {
+            to_peer.append(session_.held_output_);
+            session_.held_output_.clear();
+        }
+    }
+    ~OutputScope() { session_.output_ = previous_; }
+    OutputScope(const OutputScope&) = delete;
+    OutputScope& operator=(const OutputScope&) = delete;
+
+  private:
+    TlsSession& session_;
+    std::string* previous_;
+};
+
 TlsSession::TlsSession(SSL_CTX* ctx, Role role, const std::string& server_name)
     : ssl_(SSL_new(ctx)) {
-    network_in_ = BIO_new(BIO_s_mem());
-    network_out_ = BIO_new(BIO_s_mem());
-    SSL_set_bio(ssl_, network_in_, network_out_);
+    BIO* transport = BIO_new(Transport::method());
+    BIO_set_data(transport, this);
+    BIO_set_init(transport, 1);
+    SSL_set_bio(ssl_, transport, transport);  // one reference, owned by ssl_
     if (role == Role::server) {
         SSL_set_accept_state(ssl_);
     } else {
@@ -27,15 +88,29 @@ TlsSession::~TlsSession() {
     SSL_free(ssl_);
 }
 
-void TlsSession::drain(std::string& to_peer) {
-    const std::size_t pending = BIO_pending(network_out_);
-    if (pending == 0) {
-        return;
+int TlsSession::read_ciphertext(char* out, int length) {
+    const std::size_t n = std::min(input_.size(), static_cast<std::size_t>(length));
+    std::memcpy(out, input_.data(), n);
+    input_.remove_prefix(n);
+    return static_cast<int>(n);
+}
+
+int TlsSession::write_ciphertext(const char* data, int length) {
+    std::string& sink = output_ != nullptr ? *output_ : held_output_;
+    sink.append(data, static_cast<std::size_t>(length));
+    return length;
+}
+
+// BoringSSL reads until it has a whole record and returns WANT_READ only when the
+// input is used up, so normally nothing is left; if something is, it is kept (copied:
+// the caller's buffer is gone after the call).
+void TlsSession::keep_unread_input() {
+    if (input_.empty()) {
+        held_input_.clear();
+    } else {
+        held_input_ = std::string(input_);  // input_ may point into held_input_
     }
-    const std::size_t old = to_peer.size();
-    to_peer.resize(old + pending);
-    const int n = BIO_read(network_out_, to_peer.data() + old, static_cast<int>(pending));
-    to_peer.resize(old + (n > 0 ? static_cast<std::size_t>(n) : 0));
+    input_ = {};
 }
 
 TlsSession::Status TlsSession::fail(int ssl_result) {
@@ -56,14 +131,12 @@ TlsSession::Status TlsSession::fail(int ssl_result) {
 }
 
 TlsSession::Status TlsSession::start(std::string& to_peer) {
+    OutputScope scope(*this, to_peer);
     const int rc = SSL_do_handshake(ssl_);
     if (rc != 1 && SSL_get_error(ssl_, rc) != SSL_ERROR_WANT_READ) {
-        const Status status = fail(rc);
-        drain(to_peer);
-        return status;
+        return fail(rc);
     }
     established_ = rc == 1;
-    drain(to_peer);
     return Status::ok;
 }
 
@@ -99,13 +172,15 @@ TlsSession::Status TlsSession::advance(std::string& plain, std::string& to_peer)
 
 TlsSession::Status TlsSession::receive(std::string_view ciphertext, std::string& plain,
                                        std::string& to_peer) {
-    if (!ciphertext.empty() &&
-        BIO_write(network_in_, ciphertext.data(), static_cast<int>(ciphertext.size())) <= 0) {
-        error_ = "cannot buffer TLS input";
-        return Status::failed;
+    OutputScope scope(*this, to_peer);
+    if (held_input_.empty()) {
+        input_ = ciphertext;  // read in place
+    } else {
+        held_input_.append(ciphertext);
+        input_ = held_input_;
     }
     const Status status = advance(plain, to_peer);
-    drain(to_peer);
+    keep_unread_input();
     return status;
 }
 
@@ -123,23 +198,21 @@ TlsSession::Status TlsSession::send(std::string_view plain, std::string& to_peer
         pending_plain_.append(plain);
         return Status::ok;
     }
+    OutputScope scope(*this, to_peer);
     while (!plain.empty()) {
         const int n = SSL_write(ssl_, plain.data(), static_cast<int>(plain.size()));
         if (n <= 0) {
-            const Status status = fail(n);
-            drain(to_peer);
-            return status;
+            return fail(n);
         }
         plain.remove_prefix(static_cast<std::size_t>(n));
-        drain(to_peer);
     }
     return Status::ok;
 }
 
 void TlsSession::close_notify(std::string& to_peer) {
     if (established_) {
+        OutputScope scope(*this, to_peer);
         SSL_shutdown(ssl_);
-        drain(to_peer);
     }
 }
 

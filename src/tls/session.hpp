@@ -1,5 +1,8 @@
-// One TLS connection over memory BIOs: ciphertext in from the socket, plaintext out to
-// the protocol, and the reverse. It never touches a socket itself.
+// One TLS connection over an in-memory transport: ciphertext in from the socket,
+// plaintext out to the protocol, and the reverse. It never touches a socket itself.
+// BoringSSL reads the caller's ciphertext in place and writes records straight into
+// the caller's output string (a BIO of our own): no copy into and out of a memory BIO,
+// whose reads move the whole unread rest to the front each time.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -50,14 +53,25 @@ class TlsSession {
     const std::string& error() const { return error_; }
 
   private:
+    class Transport;
+    class OutputScope;
     Status advance(std::string& plain, std::string& to_peer);
     Status flush_pending(std::string& to_peer);
-    void drain(std::string& to_peer);
     Status fail(int ssl_result);
+    // BIO callbacks: hand BoringSSL the unread ciphertext; take its records.
+    int read_ciphertext(char* out, int length);
+    int write_ciphertext(const char* data, int length);
+    void keep_unread_input();
 
     SSL* ssl_ = nullptr;
-    BIO* network_in_ = nullptr;   // owned by ssl_
-    BIO* network_out_ = nullptr;  // owned by ssl_
+    // Ciphertext not yet read by BoringSSL: a view of the caller's buffer during
+    // receive(), and whatever was left of it (normally nothing) in held_input_.
+    std::string_view input_;
+    std::string held_input_;
+    // Where BoringSSL's records go during a call; records written outside one (none
+    // are expected) wait in held_output_ for the next call.
+    std::string* output_ = nullptr;
+    std::string held_output_;
     bool established_ = false;
     std::string pending_plain_;
     std::string error_;

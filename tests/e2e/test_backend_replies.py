@@ -1,7 +1,9 @@
 """Response direction (issue 5 item 2): a backend that sends extra, early, duplicated or
 malformed replies never makes the gateway answer a client command with a reply meant for
-another. The gateway talks to the backend in lock-step (one command outstanding) and
-closes the backend on any byte it is not waiting for.
+another. By default the gateway talks to the backend in lock-step (one command
+outstanding); with `[backend] pipelining = true` a group the client pipelined that ends
+with DATA goes in one write (tests at the end). Either way it closes the backend on any
+byte it is not waiting for.
 
 The backend here is a small scripted SMTP server in this file: it answers the gateway's
 handshake (and its start-up capability probe) normally and misbehaves only on the
@@ -100,10 +102,12 @@ class ScriptedBackend:
                     conn.commands.append(verb)
                     if verb in ("EHLO", "HELO"):
                         self._send(s, self.script.get(verb, EHLO))
-                    else:
-                        self._send(s, self.script.get(verb, NORMAL.get(verb, b"502 5.5.1 ?\r\n")),
-                                   conn, verb, buf)
-                    if verb == "DATA":
+                        continue
+                    answer = self.script.get(verb, NORMAL.get(verb, b"502 5.5.1 ?\r\n"))
+                    self._send(s, answer, conn, verb, buf)
+                    if verb == "DATA" and b"".join(
+                            answer if isinstance(answer, (list, tuple)) else [answer]
+                    ).startswith(b"354"):
                         in_data = True
                     elif verb == "QUIT":
                         return
@@ -288,3 +292,115 @@ def test_pipelined_commands_go_to_the_backend_one_at_a_time(fx):
     conn = backend.session_conn()
     check(conn.commands[-4:] == ["MAIL", "RCPT", "DATA", "END"], "commands: %r" % conn.commands)
     check(conn.unasked == [], "commands sent before the previous reply: %r" % conn.unasked)
+
+
+# ---- [backend] pipelining = true: a group the client pipelined, ending with DATA, goes
+# to the backend in one write; everything else stays in lock-step.
+
+PIPELINING_ON = {"backend": {"pipelining": True}}
+
+
+def _start_pipelining(fx, script):
+    fx.add_user(ALICE)
+    backend = ScriptedBackend(fx.backend_port, script)
+    fx._track(backend, backend.close)
+    fx.start(PIPELINING_ON, backend=False)
+    return backend
+
+
+def _warm(d):
+    """A first transaction, so the backend connection is up (and its PIPELINING known)
+    before the group under test: the first group of a session waits for the connection."""
+    d.cmd("MAIL FROM:<alice@example.com>").expect(250)
+    d.cmd("RCPT TO:<bob@example.net>").expect(250)
+    d.cmd("DATA").expect(354)
+    d.send("Subject: warm\r\n\r\nwarm\r\n.\r\n")
+    d.reply().expect(250, "2.0.0", "queued")
+
+
+def test_pipelining_on_sends_the_group_in_one_write(fx):
+    # MAIL is answered late: with pipelining, RCPT and DATA are at the backend already.
+    backend = _start_pipelining(fx, {})
+    d = fx.session("starttls")
+    _warm(d)
+    backend.script["MAIL"] = [b"", b"250 2.1.0 Ok\r\n"]
+    backend.pause = 0.3
+    d.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n")
+    d.reply().expect(250, "2.1.0")
+    d.reply().expect(250, "2.1.5")
+    d.reply().expect(354)
+    d.send("Subject: x\r\n\r\nhello\r\n.\r\n")
+    d.reply().expect(250, "2.0.0", "queued")
+    d.cmd("NOOP").expect(250)
+    conn = backend.session_conn()
+    check(conn.commands[-4:] == ["MAIL", "RCPT", "DATA", "END"], "commands: %r" % conn.commands)
+    # Replying to MAIL and to RCPT, the backend already had the next command.
+    check(conn.unasked == ["MAIL", "RCPT"], "not pipelined: %r" % conn.unasked)
+    check(not fx.events("backend.error"), "backend.error: %r" % fx.events("backend.error"))
+
+
+def test_pipelining_on_group_without_data_stays_lock_step(fx):
+    backend = _start_pipelining(fx, {})
+    d = fx.session("starttls")
+    _warm(d)
+    backend.script["MAIL"] = b"250 2.1.0 Ok\r\n250 2.1.5 injected\r\n"
+    d.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.net>\r\n")
+    first = d.reply()
+    check("injected" not in first.text, "the injected reply reached the client: %r" % first)
+    conn = _out_of_step(fx, backend, d, first)
+    check(conn.commands.count("RCPT") == 1, "the second RCPT went to the backend: %r"
+          % conn.commands)
+
+
+def test_pipelining_on_shifted_replies_are_never_relayed(fx):
+    # An extra reply after MAIL, in a segment of its own: it would be taken for the
+    # RCPT's answer. The real RCPT answer then lands on DATA (a 250 cannot answer DATA)
+    # or arrives with DATA's (more replies than awaited): either way the backend is out
+    # of step before any reply of the group reaches the client or any content leaves.
+    backend = _start_pipelining(fx, {})
+    d = fx.session("starttls")
+    _warm(d)
+    backend.script["MAIL"] = [b"250 2.1.0 Ok\r\n", b"250 2.1.5 injected\r\n"]
+    backend.pause = 0.3
+    d.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n")
+    r = d.reply()
+    check("injected" not in r.text, "the injected reply reached the client: %r" % r)
+    conn = _out_of_step(fx, backend, d, r)
+    check(conn.commands.count("END") == 1, "a second end of data went to the backend: %r"
+          % conn.commands)
+    ev = fx.events("backend.error")
+    check(any("DATA" in e.get("reason", "") or "more than the awaited" in e.get("reason", "")
+              for e in ev), "reason: %r" % ev)
+
+
+def test_pipelining_on_354_without_an_accepted_recipient_is_out_of_step(fx):
+    # RFC 2920: with no accepted recipient the backend must refuse the pipelined DATA.
+    # One that says 354 anyway gets nothing of the message.
+    backend = _start_pipelining(fx, {})
+    d = fx.session("starttls")
+    _warm(d)
+    backend.script["RCPT"] = b"550 5.1.1 no such user\r\n"
+    d.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<nobody@example.net>\r\nDATA\r\n")
+    r = d.reply()
+    check(r.code != 354, "354 relayed without an accepted recipient: %r" % r)
+    conn = _out_of_step(fx, backend, d, r)
+    check(conn.commands.count("END") == 1, "content went to the backend: %r" % conn.commands)
+    ev = fx.events("backend.error")
+    check(any("without an accepted recipient" in e.get("reason", "") for e in ev),
+          "reason: %r" % ev)
+
+
+def test_pipelining_on_refused_recipients_get_the_backends_answer_to_data(fx):
+    backend = _start_pipelining(fx, {})
+    d = fx.session("starttls")
+    _warm(d)
+    backend.script["RCPT"] = b"550 5.1.1 no such user\r\n"
+    backend.script["DATA"] = b"554 5.5.1 Error: no valid recipients\r\n"
+    d.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<nobody@example.net>\r\nDATA\r\n")
+    d.reply().expect(250, "2.1.0")
+    d.reply().expect(550, "5.1.1")
+    d.reply().expect(554, "5.5.1")
+    d.cmd("RSET").expect(250)
+    d.cmd("NOOP").expect(250)
+    conn = backend.session_conn()
+    check(not conn.closed_by_peer.is_set(), "the gateway closed a well-behaved backend")

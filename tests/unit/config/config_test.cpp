@@ -141,6 +141,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
     CHECK(c->backend.connect_timeout == 10s);
     CHECK(c->backend.reply_timeout == 5min);
     CHECK(c->backend.data_reply_timeout == 10min);
+    CHECK_FALSE(c->backend.pipelining);
     CHECK(c->auth.mechanism_plain);
     CHECK(c->auth.mechanism_login);
     CHECK(c->auth.failure_delay == 2s);
@@ -178,6 +179,7 @@ address = "mta.internal:2525"
 connect_timeout = "1500ms"
 reply_timeout = "1m"
 data_reply_timeout = "1h"
+pipelining = true
 
 [auth]
 users_file = "/var/lib/portcullis/users.toml"
@@ -216,6 +218,7 @@ level = "debug"
     CHECK(c->backend.connect_timeout == 1500ms);
     CHECK(c->backend.reply_timeout == 1min);
     CHECK(c->backend.data_reply_timeout == 1h);
+    CHECK(c->backend.pipelining);
     CHECK(c->auth.users_file == "/var/lib/portcullis/users.toml");
     CHECK_FALSE(c->auth.mechanism_plain);
     CHECK(c->auth.mechanism_login);
