@@ -31,33 +31,6 @@ const char* find_line_break(const char* p, const char* end) {
     return p;
 }
 
-#if defined(__SSE2__)
-// Where the CRs, LFs and dots are in the 64 bytes at p (bit i = byte i).
-struct BlockMasks {
-    std::uint64_t cr = 0;
-    std::uint64_t lf = 0;
-    std::uint64_t dot = 0;
-};
-
-BlockMasks block_masks(const char* p) {
-    const __m128i cr = _mm_set1_epi8('\r');
-    const __m128i lf = _mm_set1_epi8('\n');
-    const __m128i dot = _mm_set1_epi8('.');
-    const auto bits = [](__m128i eq, int shift) {
-        return static_cast<std::uint64_t>(static_cast<std::uint16_t>(_mm_movemask_epi8(eq)))
-               << shift;
-    };
-    BlockMasks m;
-    for (int i = 0; i < 4; ++i) {
-        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i));
-        m.cr |= bits(_mm_cmpeq_epi8(bytes, cr), 16 * i);
-        m.lf |= bits(_mm_cmpeq_epi8(bytes, lf), 16 * i);
-        m.dot |= bits(_mm_cmpeq_epi8(bytes, dot), 16 * i);
-    }
-    return m;
-}
-#endif
-
 }  // namespace
 
 DataDecoder::Result DataDecoder::feed(std::string_view in, std::string& out) {
@@ -193,7 +166,6 @@ DataDecoder::Step DataDecoder::after_cr(char c, std::string& out) {
 // through unchanged (no leading "." or line break, no bare CR or LF, ended by CRLF).
 // Counts them; the first other line is left to the state machine, from its start.
 const char* DataDecoder::skip_plain_lines(const char* p, const char* end) {
-    p = skip_plain_blocks(p, end);
     while (p < end && *p != '.' && *p != '\r' && *p != '\n') {
         const char* q = find_line_break(p, end);
         if (end - q < 2 || q[0] != '\r' || q[1] != '\n') {
@@ -206,41 +178,6 @@ const char* DataDecoder::skip_plain_lines(const char* p, const char* end) {
         p = q + 2;
     }
     return p;
-}
-
-// The bulk of skip_plain_lines: 64 bytes at a time, a block whose every LF follows a CR,
-// every CR precedes an LF and no line starts with "." passes (empty lines included).
-// Returns the start of the first line not known to pass; the per-line loop goes on
-// from there.
-const char* DataDecoder::skip_plain_blocks(const char* p, const char* end) {
-    const char* const start = p;
-    const char* line = p;  // start of the line in progress
-#if defined(__SSE2__)
-    bool cr_last = false;  // the byte before the block was a CR / an LF; p starts a line
-    bool lf_last = true;
-    while (end - p > 64) {  // p[64] is looked at: a CR at the end needs its LF
-        const BlockMasks m = block_masks(p);
-        const std::uint64_t cr_before = (m.cr << 1) | (cr_last ? 1 : 0);
-        const std::uint64_t lf_before = (m.lf << 1) | (lf_last ? 1 : 0);
-        const std::uint64_t lf_after = (m.lf >> 1) | (p[64] == '\n' ? 1ULL << 63 : 0);
-        if (((m.lf & ~cr_before) | (m.cr & ~lf_after) | (m.dot & lf_before)) != 0) {
-            break;
-        }
-        for (std::uint64_t lfs = m.lf; lfs != 0; lfs &= lfs - 1) {
-            const char* lf = p + __builtin_ctzll(lfs);
-            longest_ = std::max(longest_, static_cast<std::uint64_t>(lf - 1 - line));
-            line = lf + 1;
-        }
-        cr_last = (m.cr >> 63) != 0;
-        lf_last = (m.lf >> 63) != 0;
-        p += 64;
-    }
-#endif
-    if (line != start) {
-        size_ += static_cast<std::uint64_t>(line - start);
-        after_crlf_ = true;
-    }
-    return line;
 }
 
 // Copies runs of ordinary bytes; stops after a line break or at the end of input.

@@ -53,7 +53,6 @@ class DataDecoder {
     Step after_dot_cr(char c, std::string& out);
     Step after_cr(char c, std::string& out);
     const char* skip_plain_lines(const char* p, const char* end);
-    const char* skip_plain_blocks(const char* p, const char* end);
     const char* scan_line(const char* p, const char* end, std::string& out);
     void bare_ending(char c, std::string& out);
     void content(const char* begin, const char* end, std::string& out);
