@@ -1269,7 +1269,7 @@ void ClientSession::on_upstream_failed(UpstreamFailure failure, std::string_view
     // out of step before that, the backend's replies held for the group are withdrawn
     // (they may belong to other commands) and the client is told 421 instead.
     const bool distrust_held =
-        failure == UpstreamFailure::protocol && std::exchange(group_in_flight_, false);
+        std::exchange(group_in_flight_, false) && failure == UpstreamFailure::protocol;
     bool close_after = false;
     bool told = false;  // some command of the client's got its answer here
     for (auto& pending : replies_) {

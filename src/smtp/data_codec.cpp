@@ -163,15 +163,22 @@ DataDecoder::Step DataDecoder::after_cr(char c, std::string& out) {
 }
 
 // The fast path: from a line start, the end of the run of whole lines that pass
-// through unchanged (no leading "." or line break, no bare CR or LF, ended by CRLF).
+// through unchanged (no line break or single "." first, no bare CR or LF, ended by
+// CRLF).
 // Counts them; the first other line is left to the state machine, from its start.
 const char* DataDecoder::skip_plain_lines(const char* p, const char* end) {
-    while (p < end && *p != '.' && *p != '\r' && *p != '\n') {
-        const char* q = find_line_break(p, end);
+    while (p < end && *p != '\r' && *p != '\n') {
+        // A line the client dot-stuffed ("..x") decodes to ".x" and is stuffed again
+        // the same way: it passes too. A single leading dot (".x", ".") does not.
+        const bool stuffed = *p == '.';
+        if (stuffed && (end - p < 2 || p[1] != '.')) {
+            break;
+        }
+        const char* q = find_line_break(p + (stuffed ? 1 : 0), end);
         if (end - q < 2 || q[0] != '\r' || q[1] != '\n') {
             break;  // unfinished here, or a bare CR/LF
         }
-        const auto length = static_cast<std::uint64_t>(q - p);
+        const auto length = static_cast<std::uint64_t>(q - p) - (stuffed ? 1 : 0);
         size_ += length + 2;
         longest_ = std::max(longest_, length);
         after_crlf_ = true;
