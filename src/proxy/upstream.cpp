@@ -284,6 +284,17 @@ void Upstream::consume_plaintext(std::string_view data) {
     }
 }
 
+// The next reply in input_ from `offset` (advanced past what was used). A malformed
+// one fails the upstream (status error: stop at once).
+smtp::ReplyParser::Result Upstream::parse_next(std::size_t& offset) {
+    auto result = parser_.next(std::string_view(input_).substr(offset));
+    offset += result.consumed;
+    if (result.status == smtp::ReplyParser::Status::error) {
+        fail(UpstreamFailure::protocol, "malformed reply from backend: " + result.error);
+    }
+    return result;
+}
+
 // Ready: every complete reply of this read is parsed before any is handed on, so a
 // read holding more replies than commands are waiting (or bytes after the last awaited
 // reply) is refused as a whole, and none of its replies reaches a client.
@@ -291,14 +302,12 @@ void Upstream::consume_replies() {
     std::vector<smtp::BackendReply> replies;
     std::size_t offset = 0;
     while (offset < input_.size()) {
-        auto result = parser_.next(std::string_view(input_).substr(offset));
-        offset += result.consumed;
+        auto result = parse_next(offset);
+        if (result.status == smtp::ReplyParser::Status::error) {
+            return;
+        }
         if (result.status == smtp::ReplyParser::Status::need_more) {
             break;
-        }
-        if (result.status == smtp::ReplyParser::Status::error) {
-            fail(UpstreamFailure::protocol, "malformed reply from backend: " + result.error);
-            return;
         }
         replies.push_back(std::move(result.reply));
         if (replies.size() == awaiting_reply_.size() && offset < input_.size()) {
@@ -328,14 +337,12 @@ void Upstream::consume_handshake_replies() {
     std::weak_ptr<bool> alive = alive_;
     std::size_t offset = 0;
     while (offset < input_.size()) {
-        auto result = parser_.next(std::string_view(input_).substr(offset));
-        offset += result.consumed;
+        const auto result = parse_next(offset);
+        if (result.status == smtp::ReplyParser::Status::error) {
+            return;
+        }
         if (result.status == smtp::ReplyParser::Status::need_more) {
             break;
-        }
-        if (result.status == smtp::ReplyParser::Status::error) {
-            fail(UpstreamFailure::protocol, "malformed reply from backend: " + result.error);
-            return;
         }
         if (offset < input_.size() && phase_ != Phase::starttls) {
             // Exactly one reply was awaited; whatever follows it in the same read was

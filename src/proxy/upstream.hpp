@@ -156,6 +156,7 @@ class Upstream final : private net::StreamHandler {
     void on_stream_end(int status) override;
     void on_stream_drained() override;
     void consume_plaintext(std::string_view data);
+    smtp::ReplyParser::Result parse_next(std::size_t& offset);
     void consume_replies();
     void consume_handshake_replies();
     void handle_reply(const smtp::BackendReply& reply);

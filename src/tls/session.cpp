@@ -90,6 +90,9 @@ TlsSession::~TlsSession() {
 
 int TlsSession::read_ciphertext(char* out, int length) {
     const std::size_t n = std::min(input_.size(), static_cast<std::size_t>(length));
+    if (n == 0) {
+        return 0;  // also when input_ has no buffer at all (memcpy from null is UB)
+    }
     std::memcpy(out, input_.data(), n);
     input_.remove_prefix(n);
     return static_cast<int>(n);

@@ -308,6 +308,21 @@ def _start_pipelining(fx, script):
     return backend
 
 
+def _group_after_warm_up(fx, script, pause=None, group=("MAIL", "RCPT", "DATA")):
+    """A pipelining gateway, one normal transaction, then `script` in force and the
+    client's pipelined `group` sent; returns (backend, session)."""
+    backend = _start_pipelining(fx, {})
+    d = fx.session("starttls")
+    _warm(d)
+    backend.script.update(script)
+    if pause is not None:
+        backend.pause = pause
+    lines = {"MAIL": "MAIL FROM:<alice@example.com>\r\n", "RCPT": "RCPT TO:<bob@example.net>\r\n",
+             "RCPT-NOBODY": "RCPT TO:<nobody@example.net>\r\n", "DATA": "DATA\r\n"}
+    d.send("".join(lines[verb] for verb in group))
+    return backend, d
+
+
 def _warm(d):
     """A first transaction, so the backend connection is up (and its PIPELINING known)
     before the group under test: the first group of a session waits for the connection."""
@@ -320,12 +335,7 @@ def _warm(d):
 
 def test_pipelining_on_sends_the_group_in_one_write(fx):
     # MAIL is answered late: with pipelining, RCPT and DATA are at the backend already.
-    backend = _start_pipelining(fx, {})
-    d = fx.session("starttls")
-    _warm(d)
-    backend.script["MAIL"] = [b"", b"250 2.1.0 Ok\r\n"]
-    backend.pause = 0.3
-    d.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n")
+    backend, d = _group_after_warm_up(fx, {"MAIL": [b"", b"250 2.1.0 Ok\r\n"]}, pause=0.3)
     d.reply().expect(250, "2.1.0")
     d.reply().expect(250, "2.1.5")
     d.reply().expect(354)
@@ -340,11 +350,8 @@ def test_pipelining_on_sends_the_group_in_one_write(fx):
 
 
 def test_pipelining_on_group_without_data_stays_lock_step(fx):
-    backend = _start_pipelining(fx, {})
-    d = fx.session("starttls")
-    _warm(d)
-    backend.script["MAIL"] = b"250 2.1.0 Ok\r\n250 2.1.5 injected\r\n"
-    d.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.net>\r\n")
+    backend, d = _group_after_warm_up(fx, {"MAIL": b"250 2.1.0 Ok\r\n250 2.1.5 injected\r\n"},
+                                      group=("MAIL", "RCPT"))
     first = d.reply()
     check("injected" not in first.text, "the injected reply reached the client: %r" % first)
     conn = _out_of_step(fx, backend, d, first)
@@ -357,12 +364,8 @@ def test_pipelining_on_shifted_replies_are_never_relayed(fx):
     # RCPT's answer. The real RCPT answer then lands on DATA (a 250 cannot answer DATA)
     # or arrives with DATA's (more replies than awaited): either way the backend is out
     # of step before any reply of the group reaches the client or any content leaves.
-    backend = _start_pipelining(fx, {})
-    d = fx.session("starttls")
-    _warm(d)
-    backend.script["MAIL"] = [b"250 2.1.0 Ok\r\n", b"250 2.1.5 injected\r\n"]
-    backend.pause = 0.3
-    d.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n")
+    backend, d = _group_after_warm_up(
+        fx, {"MAIL": [b"250 2.1.0 Ok\r\n", b"250 2.1.5 injected\r\n"]}, pause=0.3)
     r = d.reply()
     check("injected" not in r.text, "the injected reply reached the client: %r" % r)
     conn = _out_of_step(fx, backend, d, r)
@@ -376,11 +379,8 @@ def test_pipelining_on_shifted_replies_are_never_relayed(fx):
 def test_pipelining_on_354_without_an_accepted_recipient_is_out_of_step(fx):
     # RFC 2920: with no accepted recipient the backend must refuse the pipelined DATA.
     # One that says 354 anyway gets nothing of the message.
-    backend = _start_pipelining(fx, {})
-    d = fx.session("starttls")
-    _warm(d)
-    backend.script["RCPT"] = b"550 5.1.1 no such user\r\n"
-    d.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<nobody@example.net>\r\nDATA\r\n")
+    backend, d = _group_after_warm_up(fx, {"RCPT": b"550 5.1.1 no such user\r\n"},
+                                      group=("MAIL", "RCPT-NOBODY", "DATA"))
     r = d.reply()
     check(r.code != 354, "354 relayed without an accepted recipient: %r" % r)
     conn = _out_of_step(fx, backend, d, r)
@@ -391,12 +391,10 @@ def test_pipelining_on_354_without_an_accepted_recipient_is_out_of_step(fx):
 
 
 def test_pipelining_on_refused_recipients_get_the_backends_answer_to_data(fx):
-    backend = _start_pipelining(fx, {})
-    d = fx.session("starttls")
-    _warm(d)
-    backend.script["RCPT"] = b"550 5.1.1 no such user\r\n"
-    backend.script["DATA"] = b"554 5.5.1 Error: no valid recipients\r\n"
-    d.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<nobody@example.net>\r\nDATA\r\n")
+    backend, d = _group_after_warm_up(
+        fx, {"RCPT": b"550 5.1.1 no such user\r\n",
+             "DATA": b"554 5.5.1 Error: no valid recipients\r\n"},
+        group=("MAIL", "RCPT-NOBODY", "DATA"))
     d.reply().expect(250, "2.1.0")
     d.reply().expect(550, "5.1.1")
     d.reply().expect(554, "5.5.1")
