@@ -1,4 +1,4 @@
-// tls/: BoringSSL contexts and a TLS stream over memory BIOs. No sockets here: the
+// tls/: BoringSSL contexts and a TLS stream over an in-memory transport. No sockets here: the
 // stream is plugged between a net/ connection and the protocol code.
 #pragma once
 
