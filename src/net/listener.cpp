@@ -21,7 +21,9 @@ namespace {
 
 constexpr int kBacklog = 511;
 
-int open_listening_socket(const config::Endpoint& address, PortSharing sharing) {
+// `probing`: a bind refused because the port is taken says who may hold it.
+int open_listening_socket(const config::Endpoint& address, PortSharing sharing,
+                          bool probing = false) {
     sockaddr_storage ss{};
     if (!make_sockaddr(address.host, address.port, ss)) {
         throw ListenError(fmt::format("listen {}: not a numeric IP address", address.text()));
@@ -43,12 +45,23 @@ int open_listening_socket(const config::Endpoint& address, PortSharing sharing) 
     if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
         const int err = errno;
         ::close(fd);
-        throw ListenError(fmt::format("listen {}: bind: {}", address.text(), std::strerror(err)));
+        const bool in_use = err == EADDRINUSE && probing;
+        throw ListenError(fmt::format("listen {}: bind: {}{}", address.text(), std::strerror(err),
+                                      in_use ? " (another process listens on it: is a second "
+                                               "gateway running with this configuration?)"
+                                             : ""));
     }
     return fd;
 }
 
 }  // namespace
+
+void check_port_free(const config::Endpoint& address) {
+    // SO_REUSEADDR without SO_REUSEPORT: a port in TIME_WAIT is fine, a listening
+    // socket of any process is not.
+    const int fd = open_listening_socket(address, PortSharing::exclusive, true);
+    ::close(fd);
+}
 
 Listener::Listener(uv_loop_t* loop, const config::Endpoint& address, OnConnection on_connection,
                    PortSharing sharing)

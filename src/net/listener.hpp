@@ -23,6 +23,12 @@ class ListenError : public std::runtime_error {
 // the same address fails at start instead of silently taking half of the requests.
 enum class PortSharing { per_worker, exclusive };
 
+// Fails (ListenError naming the address) when some other socket already listens on
+// `address`, e.g. a second gateway started with the same configuration: the workers'
+// SO_REUSEPORT would otherwise let it bind quietly and take a share of the connections.
+// Call once per listener before the workers bind theirs.
+void check_port_free(const config::Endpoint& address);
+
 class Listener {
   public:
     using OnConnection = std::function<void(uv_stream_t* server)>;

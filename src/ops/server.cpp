@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "auth/password.hpp"
+#include "net/listener.hpp"
 #include "net/stream.hpp"
 #include "ops/log.hpp"
 #include "ops/metrics.hpp"
@@ -284,6 +285,9 @@ int serve(const std::filesystem::path& config_file) {
 
     std::vector<std::unique_ptr<Worker>> workers;
     try {
+        for (const auto& listener : cfg.listeners) {
+            net::check_port_free(listener.address);
+        }
         for (unsigned i = 0; i < worker_count(cfg); ++i) {
             workers.push_back(std::make_unique<Worker>(i, runtime, cfg));
         }

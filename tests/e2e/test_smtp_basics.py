@@ -1,5 +1,7 @@
 """Greeting, EHLO capabilities and the commands the gateway answers itself."""
 
+import subprocess
+
 from harness import (BACKEND_BANNER_TEXT, DEFAULT_MESSAGE_SIZE, GREETING, PASSWORD, check,
                      ehlo_caps)
 
@@ -205,3 +207,24 @@ def test_idle_client_times_out(fx):
     d.sock.settimeout(10)
     d.reply().expect(421, "4.4.2")
     check(d.closed_within(3.0), "connection stayed open after 421")
+
+
+def test_second_gateway_on_the_same_smtp_port_refuses_to_start(fx):
+    # The workers share their SMTP ports (SO_REUSEPORT); without a check, a second
+    # gateway started by mistake with the same listeners would bind quietly and take
+    # about half of the new connections.
+    fx.add_user("alice@example.com")
+    fx.start()
+    other = fx.second_gateway()
+    other.config["listener"] = fx.config["listener"]
+    other.write_config()
+    try:
+        p = subprocess.run([fx.binary, "serve", "--config", other.cfg], capture_output=True,
+                           text=True, timeout=20, cwd=other.dir)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("a second gateway started on SMTP ports already in use")
+    check(p.returncode == 1, "second gateway exited %d" % p.returncode)
+    check("127.0.0.1:%d" % fx.port_starttls in p.stderr and "Address already in use" in p.stderr
+          and "another process" in p.stderr, "stderr: %r" % p.stderr)
+    d = fx.session("starttls")  # the first gateway still serves
+    d.cmd("NOOP").expect(250)
