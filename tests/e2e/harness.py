@@ -598,6 +598,16 @@ class Fixture:
         self.companions.append(other)
         return other
 
+    def serve_expecting_refusal(self, what):
+        """Runs `serve` on this fixture's config in the foreground, for a configuration
+        the gateway must refuse at start (`what` names the case); returns the
+        CompletedProcess. A gateway still running after 20 s is a failure."""
+        try:
+            return subprocess.run([self.binary, "serve", "--config", self.cfg],
+                                  capture_output=True, text=True, timeout=20, cwd=self.dir)
+        except subprocess.TimeoutExpired:
+            raise Failure("a second gateway started on %s" % what)
+
     def teardown(self, failed=False):
         problems = list(self.cli_problems)
         for other in self.companions:

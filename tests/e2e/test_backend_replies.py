@@ -198,6 +198,17 @@ def test_duplicated_reply_to_rcpt_closes_the_backend(fx):
     check("DATA" not in conn.commands, "DATA went to the backend: %r" % conn.commands)
 
 
+def test_354_to_a_command_that_takes_no_data_closes_the_backend(fx):
+    # A reply must fit its command: "go ahead" can only answer DATA.
+    backend = _start(fx, {"MAIL": b"354 go ahead\r\n"})
+    d = fx.session("starttls")
+    r = d.cmd("MAIL FROM:<alice@example.com>")
+    check(r.code != 354, "354 relayed as the answer to MAIL: %r" % r)
+    _out_of_step(fx, backend, d, r)
+    ev = fx.events("backend.error")
+    check(any("takes no data" in e.get("reason", "") for e in ev), "reason: %r" % ev)
+
+
 def test_malformed_multiline_reply_closes_the_backend(fx):
     backend = _start(fx, {"MAIL": b"250-2.1.0 first\r\n251 2.1.0 other code\r\n"})
     d = fx.session("starttls")
