@@ -124,24 +124,43 @@ void TcpStream::fail(int status) {
 }
 
 void TcpStream::write(std::string bytes) {
-    if (bytes.empty()) {
+    const std::size_t written = write_now(bytes);
+    if (written == kFailed || written == bytes.size()) {
         return;
     }
-    if (state_->queued == 0) {
-        // Nothing queued: write straight away, which usually takes it all and saves the
-        // write request and the epoll registration a queued write costs.
-        uv_buf_t direct = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
-        const int written = uv_try_write(reinterpret_cast<uv_stream_t*>(&state_->tcp), &direct, 1);
-        if (written == static_cast<int>(bytes.size())) {
-            return;
-        }
-        if (written > 0) {
-            bytes.erase(0, static_cast<std::size_t>(written));
-        } else if (written != UV_EAGAIN && written != UV_ENOSYS) {
-            fail(written);
-            return;
-        }
+    bytes.erase(0, written);
+    queue(std::move(bytes));
+}
+
+void TcpStream::write(std::string_view bytes) {
+    const std::size_t written = write_now(bytes);
+    if (written == kFailed || written == bytes.size()) {
+        return;
     }
+    queue(std::string(bytes.substr(written)));  // kept only for what the socket did not take
+}
+
+// With nothing queued, writes straight away: that usually takes it all and saves the
+// write request and the epoll registration a queued write costs. Returns the bytes
+// written (0 when a write is queued or the socket is full), or kFailed.
+std::size_t TcpStream::write_now(std::string_view bytes) {
+    if (bytes.empty() || state_->queued != 0) {
+        return 0;
+    }
+    uv_buf_t direct =
+        uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size()));
+    const int written = uv_try_write(reinterpret_cast<uv_stream_t*>(&state_->tcp), &direct, 1);
+    if (written >= 0) {
+        return static_cast<std::size_t>(written);
+    }
+    if (written == UV_EAGAIN || written == UV_ENOSYS) {
+        return 0;
+    }
+    fail(written);
+    return kFailed;
+}
+
+void TcpStream::queue(std::string bytes) {
     auto request = std::make_unique<WriteRequest>();
     request->bytes = std::move(bytes);
     uv_buf_t buf = uv_buf_init(request->bytes.data(), static_cast<unsigned>(request->bytes.size()));

@@ -42,8 +42,11 @@ class TcpStream {
     void stop_reading();
     bool reading() const { return reading_; }
 
-    // Queues `bytes` for writing; the buffer is moved in and kept until written.
+    // Writes `bytes`, in order after anything queued. The string overload moves the
+    // buffer in; the view overload copies only what the socket cannot take at once, so
+    // a caller may pass a view of its own buffer.
     void write(std::string bytes);
+    void write(std::string_view bytes);
     std::size_t queued_bytes() const;
 
     // Half-closes after the queued writes (used for a polite QUIT); reading stops.
@@ -62,6 +65,9 @@ class TcpStream {
     static void on_write(uv_write_t* req, int status);
     static void on_connect(uv_connect_t* req, int status);
     void fail(int status);
+    static constexpr std::size_t kFailed = static_cast<std::size_t>(-1);
+    std::size_t write_now(std::string_view bytes);
+    void queue(std::string bytes);
 
     State* state_;  // owned; freed by the close callback after uv_close
     StreamHandler* handler_ = nullptr;

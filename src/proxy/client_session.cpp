@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 #include "auth/password.hpp"
 #include "ops/log.hpp"
@@ -975,19 +976,19 @@ void ClientSession::start_data_phase() {
                          ? smtp::BarePolicy::normalize
                          : smtp::BarePolicy::reject);
     if (cfg().policy.header_from != config::HeaderFrom::off) {
-        header_from_.emplace(true);  // it reads data_out_, which is dot-stuffed
+        header_from_.emplace(true);  // it reads the re-encoded, dot-stuffed chunks
     }
     data_timer_.start(ms(cfg().limits.data_timeout), [this] { on_data_timeout(); });
 }
 
-// Feeds the re-encoded chunk in data_out_ to the header From scanner (at the end of
-// the message, finishes it) and aborts the transaction once it refuses.
-void ClientSession::check_header_from(bool at_end) {
+// Feeds the re-encoded chunk to the header From scanner (at the end of the message,
+// finishes it) and aborts the transaction once it refuses.
+void ClientSession::check_header_from(std::string_view chunk, bool at_end) {
     if (!header_from_) {
         return;
     }
     using Verdict = smtp::HeaderFromScanner::Verdict;
-    Verdict verdict = header_from_->feed(data_out_);
+    Verdict verdict = header_from_->feed(chunk);
     if (verdict == Verdict::pending && at_end) {
         verdict = header_from_->finish();
     }
@@ -1014,10 +1015,47 @@ void ClientSession::check_header_from(bool at_end) {
     }
 }
 
+namespace {
+
+// An unfinished last line shorter than this (no CR or LF in it yet) waits in the input
+// buffer for the rest of it, so that the next chunk starts at a line start.
+constexpr std::size_t kHeldLineMax = 4 * 1024;
+
+// How much of `input` to decode now: all of it, but for a short unfinished last line.
+// Holding it changes only when bytes are decoded, never what they decode to, and data
+// cannot end before it is finished.
+std::size_t ready_for_decoding(std::string_view input) {
+    const std::size_t last_lf = input.rfind('\n');
+    const std::size_t tail_start = last_lf == std::string_view::npos ? 0 : last_lf + 1;
+    const std::string_view tail = input.substr(tail_start);
+    if (tail.size() >= kHeldLineMax || tail.find('\r') != std::string_view::npos) {
+        return input.size();
+    }
+    return tail_start;
+}
+
+}  // namespace
+
 bool ClientSession::pump_data() {
-    const std::string_view input = std::string_view(in_).substr(in_pos_);
-    data_out_.reserve(input.size() + input.size() / 8 + 64);  // room for dot-stuffing
-    const auto result = decoder_->feed(input, data_out_);
+    const std::string_view input = std::string_view(in_).substr(
+        in_pos_, ready_for_decoding(std::string_view(in_).substr(in_pos_)));
+    if (input.empty()) {
+        return false;  // an unfinished line: wait for more
+    }
+    // Lines that re-encode to themselves are their own wire form. When the chunk is
+    // only such lines (the usual case, with the unfinished line held back), it goes to
+    // the backend straight from the input buffer, without a copy; otherwise the whole
+    // chunk is re-encoded into data_out_.
+    const std::size_t plain = decoder_->pass_plain_lines(input);
+    smtp::DataDecoder::Result result{plain, false};
+    std::string_view out = input.substr(0, plain);
+    if (plain < input.size()) {
+        data_out_.reserve(input.size() + input.size() / 8 + 64);  // room for dot-stuffing
+        data_out_.append(out);
+        result = decoder_->feed(input.substr(plain), data_out_);
+        result.consumed += plain;
+        out = data_out_;
+    }
     in_pos_ += result.consumed;
     // Judge the chunk before any of it leaves: a chunk with a bare line ending, past
     // the size limit or with a refused header From never reaches the backend.
@@ -1039,15 +1077,15 @@ bool ClientSession::pump_data() {
                    cfg().limits.bare_line_endings == config::BareLineEndings::reject) {
             abort_transaction(DataFailure::bare_line_ending, "bare CR or LF in message");
         } else {
-            check_header_from(result.finished);
+            check_header_from(out, result.finished);
         }
     }
     if (result.finished) {
         finish_data();  // sends the last chunk together with the end-of-data line
-    } else if (data_failure_ == DataFailure::none && upstream_ && !data_out_.empty()) {
-        upstream_->send_data(std::move(data_out_));  // moved into the write, not copied
+    } else if (data_failure_ == DataFailure::none && upstream_ && !out.empty()) {
+        upstream_->send_data(out);
     }
-    data_out_.clear();
+    data_out_.clear();  // keeps its capacity for the next chunk; finish_data releases it
     update_read_pressure();
     return result.consumed > 0 || result.finished;
 }
@@ -1063,6 +1101,9 @@ void ClientSession::abort_transaction(DataFailure failure, std::string_view why)
 }
 
 void ClientSession::finish_data() {
+    // The last chunk is owned from here on by whoever sends it: with a shared state the
+    // byte limit's answer comes later, when data_out_ may hold another message's data.
+    std::string tail = std::exchange(data_out_, std::string());
     phase_ = Phase::command;
     data_timer_.stop();
     header_from_.reset();
@@ -1097,7 +1138,7 @@ void ClientSession::finish_data() {
     // committed: the backend connection is closed instead of ending the data.
     check_rate(
         policy::Limit::bytes, rate_limits_.bytes, size, ReplyId::rate_limited_data,
-        [this, record = std::move(record)](bool allowed) mutable {
+        [this, record = std::move(record), tail = std::move(tail)](bool allowed) mutable {
             if (!allowed) {
                 ops::log(LogLevel::warn, "message.aborted",
                          {{"session", id_}, {"user", user_->name}, {"reason", "bytes rate limit"}});
@@ -1109,8 +1150,6 @@ void ClientSession::finish_data() {
                 return;
             }
             // The last chunk and the end-of-data line in one write.
-            std::string tail = std::move(data_out_);
-            data_out_.clear();
             tail += smtp::kEndOfData;
             end_of_data_sent_ = std::chrono::steady_clock::now();
             forward(std::move(tail), Expect::end_of_data, cfg().backend.data_reply_timeout);

@@ -152,7 +152,7 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
                     smtp::ReplyId reply_id, std::function<void(bool)> then);
     bool rate_refused(policy::Limit limit, std::uint64_t cost, smtp::ReplyId reply_id,
                       const policy::RateDecision& decision);
-    void check_header_from(bool at_end);
+    void check_header_from(std::string_view chunk, bool at_end);
     void start_data_phase();
     void finish_data();
     void abort_transaction(DataFailure failure, std::string_view why);

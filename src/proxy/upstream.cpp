@@ -466,7 +466,7 @@ void Upstream::handle_handshake_reply(const smtp::BackendReply& reply) {
 void Upstream::send_handshake(std::string line) {
     timer_.start(ms(backend_.connect_timeout),
                  [this] { fail(UpstreamFailure::unavailable, "backend handshake timeout"); });
-    write_out(std::move(line));
+    write_out(line);
 }
 
 // After every EHLO/HELO: STARTTLS first when configured, then XCLIENT, then ready.
@@ -600,11 +600,11 @@ void Upstream::send_command(std::string line, config::Duration timeout) {
     pump();
 }
 
-void Upstream::send_data(std::string bytes) {
+void Upstream::send_data(std::string_view bytes) {
     if (phase_ == Phase::failed) {
         return;
     }
-    write_out(std::move(bytes));
+    write_out(bytes);
 }
 
 void Upstream::hold_commands() {
@@ -650,13 +650,13 @@ void Upstream::send_unsent(std::size_t count) {
     if (was_idle) {
         arm_reply_timer();
     }
-    write_out(std::move(batch));
+    write_out(batch);
 }
 
 // Plaintext out, through TLS once it is up.
-void Upstream::write_out(std::string plain) {
+void Upstream::write_out(std::string_view plain) {
     if (!tls_) {
-        stream_->write(std::move(plain));
+        stream_->write(plain);  // copied only if the socket cannot take it now
         return;
     }
     std::string cipher;

@@ -104,9 +104,10 @@ class Upstream final : private net::StreamHandler {
     // through on_upstream_reply in order. `timeout` bounds the wait for that reply.
     void send_command(std::string line, config::Duration timeout);
 
-    // Sends message content (already re-encoded); no reply is expected for it. The
-    // buffer is moved into the write, not copied.
-    void send_data(std::string bytes);
+    // Sends message content (already re-encoded); no reply is expected for it. Written
+    // (or encrypted) at once: the caller's buffer is copied only for what the socket
+    // cannot take now.
+    void send_data(std::string_view bytes);
 
     // While held, commands wait in order. On release they go out together in one write
     // when `together` (a pipelined group ending with DATA) and pipelining() is true,
@@ -174,7 +175,7 @@ class Upstream final : private net::StreamHandler {
     // commands
     void pump();
     void send_unsent(std::size_t count);
-    void write_out(std::string plain);
+    void write_out(std::string_view plain);
     void arm_reply_timer();
     void fail(UpstreamFailure failure, std::string reason);
 

@@ -67,6 +67,14 @@ DataDecoder::Result DataDecoder::feed(std::string_view in, std::string& out) {
     return {in.size(), false};
 }
 
+std::size_t DataDecoder::pass_plain_lines(std::string_view in) {
+    if (finished_ || state_ != State::line_start) {
+        return 0;
+    }
+    const char* const begin = in.data();
+    return static_cast<std::size_t>(skip_plain_lines(begin, begin + in.size()) - begin);
+}
+
 DataDecoder::Step DataDecoder::step(char c, std::string& out) {
     switch (state_) {
         case State::line_start:
@@ -163,11 +171,20 @@ DataDecoder::Step DataDecoder::after_cr(char c, std::string& out) {
 }
 
 // The fast path: from a line start, the end of the run of whole lines that pass
-// through unchanged (no line break or single "." first, no bare CR or LF, ended by
-// CRLF).
-// Counts them; the first other line is left to the state machine, from its start.
+// through unchanged (empty, or not starting with a single "."; no bare CR or LF; ended
+// by CRLF). Counts them; the first other line is left to the state machine, from its
+// start.
 const char* DataDecoder::skip_plain_lines(const char* p, const char* end) {
-    while (p < end && *p != '\r' && *p != '\n') {
+    while (p < end && *p != '\n') {
+        if (*p == '\r') {  // an empty line, or a bare CR the state machine must judge
+            if (end - p < 2 || p[1] != '\n') {
+                break;
+            }
+            size_ += 2;
+            after_crlf_ = true;
+            p += 2;
+            continue;
+        }
         // A line the client dot-stuffed ("..x") decodes to ".x" and is stuffed again
         // the same way: it passes too. A single leading dot (".x", ".") does not.
         const bool stuffed = *p == '.';

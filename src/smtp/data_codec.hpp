@@ -34,6 +34,13 @@ class DataDecoder {
     // decoder keeps scanning for the end but the message must not be delivered.
     Result feed(std::string_view in, std::string& out);
 
+    // The fast path of feed() on its own: at a line start, the length of the run of
+    // whole lines at the front of `in` that re-encode to exactly themselves, counted as
+    // consumed. Their wire form is those bytes of `in`, so the caller may forward them
+    // without a copy; feed() goes on from the first byte after them. 0 when the next
+    // line is not such a line (or is unfinished), or in the middle of a line.
+    std::size_t pass_plain_lines(std::string_view in);
+
     // A bare CR or LF was seen before the end (under either policy; under `normalize`
     // it is informational and the message stays deliverable). Under `reject` the
     // bytes appended to `out` by the feed() call that set it, and by later calls, carry

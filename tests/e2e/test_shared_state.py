@@ -297,3 +297,22 @@ def test_k8s_redis_replicas_manifest_parses(fx):
         f.write(text)
     p = fx.cli("check-config", "--config", path)
     check(p.returncode == 0, "check-config of the k8s config: %s%s" % (p.stdout, p.stderr))
+
+
+def test_redis_bytes_limit_delivers_the_whole_message(fx):
+    # The bytes limit is taken at the end of data, with a Redis round trip between the
+    # last chunk and the end-of-data line: the chunk must still reach the backend whole.
+    redis = start_redis(fx)
+    fx.add_user(ALICE)
+    add_user_lines(fx, ALICE, ['rate_limits = { bytes = "10MiB/1h" }'])
+    fx.start({"state": state(redis)})
+    message = body(3000, "whole")
+    c = fx.smtp("none", login=(ALICE, PASSWORD))
+    c.sendmail(ALICE, ["r@example.net"], message)
+    c.quit()
+    got = fx.message(1)
+    check(got == message.encode(), "backend got %d bytes, sent %d: %r" %
+          (len(got), len(message), got[-200:]))
+    keys = redis.command("KEYS", "portcullis:rate:bytes:*")
+    check(len(keys) == 1, "bytes bucket not in Redis: %r" % keys)
+    check(not fx.events("state.unavailable"), "Redis was reported unavailable")

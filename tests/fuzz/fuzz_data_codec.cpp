@@ -1,7 +1,8 @@
 // Fuzzes the DATA decoder (the SMTP-smuggling shield) under both policies and asserts
 // its properties, aborting on any violation:
 //  - the result does not depend on how the input is split (two chunks, cut at a
-//    position taken from the first byte), and matches the reference model;
+//    position taken from the first byte) nor on whether plain runs are passed through
+//    pass_plain_lines() first, and matches the reference model;
 //  - data ends only right after the first CRLF "." CRLF (or "." CRLF at the start);
 //  - under normalize, the output has no bare CR/LF and no line ".";
 //  - a bare CR/LF before the end is always flagged, and only then;
@@ -17,18 +18,30 @@ using namespace portcullis::smtp;
 
 namespace {
 
-model::Decoded run(std::string_view in, BarePolicy policy, std::size_t cut) {
+// pass_first: each chunk goes through pass_plain_lines() first, its run forwarded as
+// is, the way the session sends long plain runs without a copy.
+model::Decoded run(std::string_view in, BarePolicy policy, std::size_t cut,
+                   bool pass_first = false) {
     DataDecoder decoder(policy);
     model::Decoded d;
     const std::string_view chunks[] = {in.substr(0, cut), in.substr(cut)};
-    for (const auto chunk : chunks) {
-        const auto r = decoder.feed(chunk, d.out);
+    for (auto chunk : chunks) {
+        const std::size_t chunk_size = chunk.size();
+        std::size_t passed = 0;
+        if (pass_first) {
+            passed = decoder.pass_plain_lines(chunk);
+            FUZZ_CHECK(passed <= chunk.size());
+            d.out.append(chunk.substr(0, passed));
+            chunk.remove_prefix(passed);
+        }
+        auto r = decoder.feed(chunk, d.out);
+        r.consumed += passed;
         d.consumed += r.consumed;
         if (r.finished) {
             d.finished = true;
             break;
         }
-        FUZZ_CHECK(r.consumed == chunk.size());
+        FUZZ_CHECK(r.consumed == chunk_size);
     }
     d.bare_seen = decoder.bare_line_ending_seen();
     d.size = decoder.message_size();
@@ -44,6 +57,7 @@ bool same(const model::Decoded& a, const model::Decoded& b) {
 void check_stream(std::string_view in, BarePolicy policy, std::size_t cut) {
     const auto whole = run(in, policy, in.size());
     FUZZ_CHECK(same(whole, run(in, policy, cut)));
+    FUZZ_CHECK(same(whole, run(in, policy, cut, true)));
     FUZZ_CHECK(same(whole, model::decode(in, policy)));
 
     const auto end = model::expected_end(in);

@@ -14,16 +14,31 @@ namespace model = portcullis::smtp::model;
 
 namespace {
 
+enum class Caller {
+    feed_only,       // every chunk through feed()
+    pass_then_feed,  // like the session: pass_plain_lines() forwards its run as is, then feed()
+};
+
 // Feeds `in` split at `cuts` (sorted offsets), stopping at the end of data like a
 // caller would; `consumed` is the total over all chunks.
-model::Decoded run(std::string_view in, BarePolicy policy, const std::vector<std::size_t>& cuts) {
+model::Decoded run(std::string_view in, BarePolicy policy, const std::vector<std::size_t>& cuts,
+                   Caller caller = Caller::feed_only) {
     DataDecoder decoder(policy);
     model::Decoded d;
     std::size_t start = 0;
     auto bounds = cuts;
     bounds.push_back(in.size());
     for (const std::size_t end : bounds) {
-        const auto r = decoder.feed(in.substr(start, end - start), d.out);
+        std::string_view chunk = in.substr(start, end - start);
+        std::size_t passed = 0;
+        if (caller == Caller::pass_then_feed) {
+            passed = decoder.pass_plain_lines(chunk);
+            REQUIRE(passed <= chunk.size());
+            d.out.append(chunk.substr(0, passed));  // the wire form is the input itself
+            chunk.remove_prefix(passed);
+        }
+        auto r = decoder.feed(chunk, d.out);
+        r.consumed += passed;
         d.consumed += r.consumed;
         if (r.finished) {
             d.finished = true;
@@ -265,7 +280,8 @@ TEST_CASE("property: round trip of encoded lines", "[smtp][data][property]") {
         const std::string encoded = encode_all(lines);
         const std::string input = encoded + ".\r\nMAIL FROM:<x>\r\n";
         for (const auto policy : kPolicies) {
-            const auto d = run(input, policy, random.cuts(input.size()));
+            const auto d = run(input, policy, random.cuts(input.size()),
+                               i % 2 == 0 ? Caller::feed_only : Caller::pass_then_feed);
             REQUIRE(d.finished);
             REQUIRE(d.consumed == encoded.size() + 3);
             REQUIRE(d.out == encoded);
@@ -287,7 +303,9 @@ TEST_CASE("property: random streams, any split, match the model", "[smtp][data][
             CAPTURE(input, policy == BarePolicy::reject);
             const auto whole = run(input, policy);
             require_same(whole, model::decode(input, policy));
-            require_same(run(input, policy, random.cuts(input.size())), whole);
+            const auto cuts = random.cuts(input.size());
+            require_same(run(input, policy, cuts), whole);
+            require_same(run(input, policy, cuts, Caller::pass_then_feed), whole);
 
             // (b) the only end is right after the first CRLF "." CRLF (or ".\r\n" first).
             const auto end = model::expected_end(input);
@@ -316,7 +334,37 @@ TEST_CASE("property: long mostly plain streams, any split, match the model",
             CAPTURE(input, policy == BarePolicy::reject);
             const auto whole = run(input, policy);
             require_same(whole, model::decode(input, policy));
-            require_same(run(input, policy, random.cuts(input.size())), whole);
+            const auto cuts = random.cuts(input.size());
+            require_same(run(input, policy, cuts), whole);
+            require_same(run(input, policy, cuts, Caller::pass_then_feed), whole);
         }
     }
+}
+
+TEST_CASE("pass_plain_lines takes only whole lines that encode to themselves", "[smtp][data]") {
+    DataDecoder decoder(BarePolicy::reject);
+    // plain and empty lines and a client-stuffed "..x" pass; ".y" (its dot is dropped) stops it
+    const std::string_view in = "abc\r\n..x\r\n\r\n.y\r\nzz\r\n";
+    REQUIRE(decoder.pass_plain_lines(in) == 12);
+    REQUIRE(decoder.message_size() == 11);  // "abc", "..x" decodes to ".x", ""
+    REQUIRE(decoder.longest_line() == 3);
+    std::string out;
+    const auto r = decoder.feed(in.substr(12), out);
+    REQUIRE(out == "y\r\nzz\r\n");
+    REQUIRE(r.consumed == in.size() - 12);
+    // an unfinished line is left to feed(), and so is the middle of a line
+    DataDecoder partial(BarePolicy::reject);
+    REQUIRE(partial.pass_plain_lines("abc\r\nde") == 5);
+    REQUIRE(partial.pass_plain_lines("de") == 0);
+    out.clear();
+    partial.feed("de", out);
+    REQUIRE(partial.pass_plain_lines("f\r\n") == 0);  // mid-line
+    // neither a bare LF nor the end of data is passed
+    DataDecoder bare(BarePolicy::normalize);
+    REQUIRE(bare.pass_plain_lines("a\nb\r\n") == 0);
+    REQUIRE(bare.pass_plain_lines("\r\n\rb\r\n") == 2);  // the empty line, not the bare CR
+    DataDecoder end(BarePolicy::reject);
+    REQUIRE(end.pass_plain_lines("a\r\n.\r\nQUIT\r\n") == 3);
+    REQUIRE(end.feed(".\r\nQUIT\r\n", out).finished);
+    REQUIRE(end.pass_plain_lines("QUIT\r\n") == 0);  // after the end, nothing
 }
