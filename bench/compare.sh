@@ -17,9 +17,14 @@
 #   e  scenario a at a fixed rate of half the lower of the two peaks measured in a in the
 #      same round; p99 latency, also measured directly against the sink (plain) for the
 #      latency the proxy adds
+#   f  e with the proxy on a core of its own: the proxy (one worker) pinned to CPU 1, the
+#      bench and the sink to CPU 0 (taskset). Its peak is measured first (unpaced, as a),
+#      then both proxies and the sink directly are paced at half the lower peak. This is
+#      the latency the proxy adds when it does not queue behind the load generator for
+#      a core; e shows the same with everything sharing both cores.
 #
 # Usage: bench/compare.sh [--rounds N] [--duration S] [--warmup S] [--idle N]
-#                         [--scenarios "a b c d e"] [--out DIR] [--build-dir DIR]
+#                         [--scenarios "a b c d e f"] [--out DIR] [--build-dir DIR]
 #                         [--portcullis BINARY] [--port-base P] [--no-install] [--profile]
 #                         [--backend-pipelining yes|no]
 # --backend-pipelining: Portcullis's [backend] pipelining (default yes: like nginx, a
@@ -36,7 +41,7 @@ ROUNDS=3
 DURATION=6
 WARMUP=2
 IDLE=2000
-SCENARIOS="a b c d e"
+SCENARIOS="a b c d e f"
 OUT=""
 BUILD_DIR="$ROOT/build-bench"
 PORTCULLIS_BIN=""
@@ -45,7 +50,7 @@ INSTALL=1
 PROFILE=0
 BACKEND_PIPELINING=yes
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -271,6 +276,10 @@ EOF
         PC_OPTIONAL="$PC_OPTIONAL; backend lock-step (pipelining off, the default)"
     fi
     render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG"
+    # Scenario f: the same with one worker (the proxy gets one core).
+    PC_CONFIG_PINNED="$dir/portcullis-pinned.toml"
+    sed 's/^workers = 2$/workers = 1/' "$PC_CONFIG" >"$PC_CONFIG_PINNED"
+    grep -q '^workers = 1$' "$PC_CONFIG_PINNED" || die "cannot write the one-worker config"
 }
 
 render_portcullis_config() {  # EXTRA_SECTIONS AUTH_KEYS FILE
@@ -360,9 +369,24 @@ mail {
 EOF
     nginx -t -p "$dir" -c "$NGINX_CONF" -e "$dir/logs/error.log" >"$OUT/nginx-t.log" 2>&1 ||
         die "nginx -t failed: $(cat "$OUT/nginx-t.log")"
+    # Scenario f: the same with one worker process (the proxy gets one core).
+    NGINX_CONF_PINNED="$dir/nginx-pinned.conf"
+    sed 's/^worker_processes 2;$/worker_processes 1;/' "$NGINX_CONF" >"$NGINX_CONF_PINNED"
+    grep -q '^worker_processes 1;$' "$NGINX_CONF_PINNED" || die "cannot write the one-worker nginx config"
 }
 
 # ---------------------------------------------------------------- servers
+
+# Scenario f pins the proxy to CPU 1 and the load (bench, sink) to CPU 0; elsewhere
+# nothing is pinned.
+PINNED=0
+server_pin() { [ "$PINNED" = 0 ] || echo "taskset -c 1"; }
+load_pin() { [ "$PINNED" = 0 ] || echo "taskset -c 0"; }
+pin_sink() {  # on|off
+    local cpus="0-$(($(nproc) - 1))"
+    [ "$1" = off ] || cpus=0
+    taskset -p -c "$cpus" "$SINK_PID" >/dev/null || die "taskset on smtp-sink failed"
+}
 
 start_sink() {
     port_in_use "$SINK_PORT" && die "port $SINK_PORT is taken (use --port-base)"
@@ -378,7 +402,9 @@ start_nginx() {
     for p in $NGINX_HTTP_PORT $NGINX_STARTTLS_PORT $NGINX_IMPLICIT_PORT; do
         port_in_use "$p" && die "port $p is taken (use --port-base)"
     done
-    nginx -p "$dir" -c "$NGINX_CONF" -e "$dir/logs/error.log" ||
+    local conf=$NGINX_CONF want=2
+    [ "$PINNED" = 0 ] || { conf=$NGINX_CONF_PINNED; want=1; }
+    $(server_pin) nginx -p "$dir" -c "$conf" -e "$dir/logs/error.log" ||
         die "nginx did not start: $(tail -5 "$dir/logs/error.log")"
     wait_for_port "$NGINX_IMPLICIT_PORT" 10 || die "nginx is not listening"
     SERVER_MAIN_PID=$(cat "$dir/nginx.pid")
@@ -386,7 +412,7 @@ start_nginx() {
     local deadline=$((SECONDS + 10)) workers=""
     while :; do
         workers=$(ps -o pid= --ppid "$SERVER_MAIN_PID" | tr -s ' \n' ' ')
-        [ "$(wc -w <<<"$workers")" -ge 2 ] && break
+        [ "$(wc -w <<<"$workers")" -ge "$want" ] && break
         [ $SECONDS -lt $deadline ] || die "nginx workers did not appear"
         sleep 0.05
     done
@@ -404,7 +430,9 @@ start_portcullis() {
     for p in $PC_STARTTLS_PORT $PC_IMPLICIT_PORT; do
         port_in_use "$p" && die "port $p is taken (use --port-base)"
     done
-    "$PORTCULLIS_BIN" serve --config "$PC_CONFIG" >>"$OUT/portcullis/portcullis.log" 2>&1 &
+    local conf=$PC_CONFIG
+    [ "$PINNED" = 0 ] || conf=$PC_CONFIG_PINNED
+    $(server_pin) "$PORTCULLIS_BIN" serve --config "$conf" >>"$OUT/portcullis/portcullis.log" 2>&1 &
     SERVER_MAIN_PID=$!
     if ! wait_for_port "$PC_IMPLICIT_PORT" 10 || ! wait_for_port "$PC_STARTTLS_PORT" 10; then
         die "portcullis did not start: $(tail -5 "$OUT/portcullis/portcullis.log")"
@@ -457,7 +485,7 @@ record() {  # ROUND SCENARIO SERVER EXTRA_JSON -- bench args...
     shift 5
     local json rc=0 load
     load=$(cut -d' ' -f1 /proc/loadavg)
-    json=$(PORTCULLIS_BENCH_PASSWORD="$BENCH_PASSWORD" "$BENCH" --json "$@") || rc=$?
+    json=$(PORTCULLIS_BENCH_PASSWORD="$BENCH_PASSWORD" $(load_pin) "$BENCH" --json "$@") || rc=$?
     if [ -z "$json" ]; then
         die "portcullis-bench printed nothing (exit $rc) for $scenario/$server"
     fi
@@ -502,6 +530,11 @@ run_scenario() {  # ROUND SCENARIO SERVER
         e) record "$round" e "$server" "{\"rate\": $E_RATE}" -- \
                $(common_load_args "$server" starttls) --clients 50 \
                --messages-per-connection 100 --size 1KiB --rate "$E_RATE" $(watch_args) ;;
+        f-peak) record "$round" f-peak "$server" '{}' -- $(common_load_args "$server" starttls) \
+               --clients 50 --messages-per-connection 100 --size 1KiB $(watch_args) ;;
+        f) record "$round" f "$server" "{\"rate\": $F_RATE}" -- \
+               $(common_load_args "$server" starttls) --clients 50 \
+               --messages-per-connection 100 --size 1KiB --rate "$F_RATE" $(watch_args) ;;
     esac
 }
 
@@ -515,15 +548,44 @@ with_server() {  # SERVER FUNCTION ARGS...
     CURRENT_SERVER=""
 }
 
-# Half the lower of the two peaks of scenario a in this round, so both servers get the
-# same offered load and neither runs above half its own peak.
-e_rate_for_round() {  # ROUND
-    python3 - "$RESULTS" "$1" <<'PY'
+# Half the lower of the two peaks of scenario a (or f-peak) in this round, so both
+# servers get the same offered load and neither runs above half its own peak.
+half_peak_for_round() {  # ROUND PEAK-SCENARIO
+    python3 - "$RESULTS" "$1" "$2" <<'PY'
 import json, sys
 peaks = [r["messages_per_s"] for r in map(json.loads, open(sys.argv[1]))
-         if r["scenario"] == "a" and r["round"] == int(sys.argv[2])]
+         if r["scenario"] == sys.argv[3] and r["round"] == int(sys.argv[2])]
 print(max(1, int(min(peaks) / 2)) if len(peaks) == 2 else "")
 PY
+}
+
+# The sink on its own at RATE messages/s (plain, no proxy): the latency baseline.
+record_sink_direct() {  # ROUND SCENARIO RATE
+    SERVER_PIDS="$SINK_PID"
+    record "$1" "$2" sink "{\"rate\": $3}" -- --target "127.0.0.1:$SINK_PORT" \
+        --mode plain --auth none --clients 50 --messages-per-connection 100 --size 1KiB \
+        --duration "$DURATION" --warmup "$WARMUP" --rate "$3" --watch-pid "$SINK_PID"
+}
+
+# Scenario f: peak and paced runs with the proxy pinned to CPU 1, the load to CPU 0.
+run_pinned() {  # ROUND ORDER...
+    local round=$1 server
+    shift
+    [ "$(nproc)" -ge 2 ] || { log "  f needs 2 CPUs; skipped"; return; }
+    PINNED=1
+    pin_sink on
+    log "  scenario f: peak, proxy on CPU 1, bench and sink on CPU 0"
+    for server in "$@"; do
+        with_server "$server" run_scenario "$round" f-peak "$server"
+    done
+    F_RATE=$(half_peak_for_round "$round" f-peak)
+    log "  scenario f at $F_RATE messages/s"
+    record_sink_direct "$round" f "$F_RATE"
+    for server in "$@"; do
+        with_server "$server" run_scenario "$round" f "$server"
+    done
+    pin_sink off
+    PINNED=0
 }
 
 # ---------------------------------------------------------------- main
@@ -671,14 +733,16 @@ for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) = 1 ]; then order="nginx portcullis"; else order="portcullis nginx"; fi
     log "round $round/$ROUNDS ($order first), load average $(cut -d' ' -f1-3 /proc/loadavg)"
     for scenario in $SCENARIOS; do
+        if [ "$scenario" = f ]; then
+            # shellcheck disable=SC2086
+            run_pinned "$round" $order
+            continue
+        fi
         if [ "$scenario" = e ]; then
-            E_RATE=$(e_rate_for_round "$round")
+            E_RATE=$(half_peak_for_round "$round" a)
             [ -n "$E_RATE" ] || { log "  e needs scenario a in the same round; skipped"; continue; }
             log "  scenario e at $E_RATE messages/s"
-            SERVER_PIDS="$SINK_PID"
-            record "$round" e sink "{\"rate\": $E_RATE}" -- --target "127.0.0.1:$SINK_PORT" \
-                --mode plain --auth none --clients 50 --messages-per-connection 100 --size 1KiB \
-                --duration "$DURATION" --warmup "$WARMUP" --rate "$E_RATE" --watch-pid "$SINK_PID"
+            record_sink_direct "$round" e "$E_RATE"
         else
             log "  scenario $scenario"
         fi

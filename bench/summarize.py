@@ -18,6 +18,8 @@ SCENARIOS = {
     "c": "implicit TLS, 1 MiB, 8 clients, 100 msg/conn",
     "d": "idle TLS connections (implicit, greeting read)",
     "e": "as a, rate capped at half the lower peak of a",
+    "f": "as e with the proxy (1 worker) pinned to CPU 1 and bench + sink to CPU 0, "
+         "rate capped at half the lower peak of f-peak (as a, pinned)",
 }
 
 # scenario, label, how to get the value from one report, target (op, ratio) or None
@@ -36,6 +38,12 @@ METRICS = [
     ("e", "p50 latency ms", lambda r: r["latency_ms"]["p50"], None),
     ("e", "p99 latency ms", lambda r: r["latency_ms"]["p99"], None),
     ("e", "server CPU us/message", lambda r: r.get("server_cpu_us_per_message"), None),
+    ("f-peak", "messages/s (pinned, unpaced)", lambda r: r["messages_per_s"], None),
+    ("f-peak", "server CPU us/message", lambda r: r.get("server_cpu_us_per_message"), None),
+    ("f", "offered rate msg/s", lambda r: r.get("rate"), None),
+    ("f", "messages/s achieved", lambda r: r["messages_per_s"], None),
+    ("f", "p50 latency ms", lambda r: r["latency_ms"]["p50"], None),
+    ("f", "p99 latency ms", lambda r: r["latency_ms"]["p99"], None),
 ]
 
 
@@ -84,6 +92,34 @@ def failures(results, scenario, server):
     return total, reasons
 
 
+def added_latency_rows(results, rounds, scenario):
+    """The p99 of the sink alone at the same rate, and what each proxy adds to it
+    (per round: proxy p99 - sink p99, then the median over rounds)."""
+    def p99(r):
+        return r["latency_ms"]["p99"]
+    sink_p99 = values(results, scenario, "sink", p99)
+    if not sink_p99:
+        return []
+    s_text, _ = cell(sink_p99)
+    rows = ["| %s | p99 direct to sink (plain) ms | %s | %s |  |  |  |" % (scenario, s_text, s_text)]
+    added = []
+    for server in ("nginx", "portcullis"):
+        per_round = []
+        for rnd in rounds:
+            in_round = [r for r in results if r["round"] == rnd]
+            p = values(in_round, scenario, server, p99)
+            s = values(in_round, scenario, "sink", p99)
+            if p and s:
+                per_round.append(p[0] - s[0])
+        added.append(cell(per_round))
+    met = ""
+    if added[1][1] is not None:
+        met = "yes" if added[1][1] < 1.0 else "NO"
+    rows.append("| %s | p99 added over sink ms | %s | %s | - | portcullis < 1 ms | %s |"
+                % (scenario, added[0][0], added[1][0], met))
+    return rows
+
+
 def main():
     results = load(sys.argv[1])
     out = []
@@ -118,36 +154,15 @@ def main():
         out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
             scenario, label, n_text, p_text, "%.2fx" % ratio if ratio is not None else "-",
             target_text, met))
-    # Latency the proxies add over talking to the sink directly (scenario e).
-    sink_p99 = values(results, "e", "sink", lambda r: r["latency_ms"]["p99"])
-    if sink_p99:
-        s_text, s_med = cell(sink_p99)
-        row = ["e", "p99 direct to sink (plain) ms", "", "", "", "", ""]
-        row[2] = row[3] = s_text
-        out.append("| %s |" % " | ".join(row))
-        added = []
-        for server in ("nginx", "portcullis"):
-            per_round = []
-            for rnd in rounds:
-                p = values([r for r in results if r["round"] == rnd], "e", server,
-                           lambda r: r["latency_ms"]["p99"])
-                s = values([r for r in results if r["round"] == rnd], "e", "sink",
-                           lambda r: r["latency_ms"]["p99"])
-                if p and s:
-                    per_round.append(p[0] - s[0])
-            added.append(cell(per_round))
-        met = ""
-        if added[1][1] is not None:
-            met = "yes" if added[1][1] < 1.0 else "NO"
-        out.append("| e | p99 added over sink ms | %s | %s | - | portcullis < 1 ms | %s |"
-                   % (added[0][0], added[1][0], met))
+    for scenario in ("e", "f"):
+        out += added_latency_rows(results, rounds, scenario)
     out.append("")
     out.append("Scenarios: " + "; ".join("%s = %s" % kv for kv in SCENARIOS.items()) + ".")
     out.append("CPU = utime+stime of all the server's processes during the measured window "
                "(/proc/PID/stat); MB = 10^6 bytes of message content; idle memory = "
                "(VmRSS with N idle connections − VmRSS before) / N.")
     notes = []
-    for scenario in SCENARIOS:
+    for scenario in sorted({r["scenario"] for r in results}):
         for server in ("nginx", "portcullis", "sink"):
             total, reasons = failures(results, scenario, server)
             if total:

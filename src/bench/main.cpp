@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "bench/client.hpp"
+#include "bench/codec.hpp"
 #include "bench/message.hpp"
 #include "bench/options.hpp"
 #include "bench/report.hpp"
@@ -77,6 +78,14 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     if (!parse_options(argc, argv, options, exit_code)) {
         return exit_code;
+    }
+    if (options.codec) {
+        const Script script = make_script(options);
+        const CodecResult results[2] = {
+            run_codec(options, script.body, script.message_size, false, options.duration_s / 2),
+            run_codec(options, script.body, script.message_size, true, options.duration_s / 2)};
+        print_codec(options, results, std::cout);
+        return results[0].correct && results[1].correct ? 0 : 1;
     }
     std::signal(SIGPIPE, SIG_IGN);
 

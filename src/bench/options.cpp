@@ -56,6 +56,12 @@ void split_target(const std::string& target, Options& out) {
 }
 
 void validate(Options& o) {
+    if (o.codec) {
+        o.auth = AuthMech::none;  // no server is involved
+        if (o.codec_chunk == 0) {
+            throw CLI::ValidationError("--codec-chunk", "must be at least 1 byte");
+        }
+    }
     if (o.auth != AuthMech::none && o.idle == 0 && (o.user.empty() || o.password.empty())) {
         throw CLI::ValidationError("--auth", std::string("needs --user and a password (--password, "
                                                          "--password-file or $") +
@@ -111,6 +117,7 @@ struct RawOptions {
     std::string target = "127.0.0.1:587";
     std::string size = "1KiB";
     std::string password_file;
+    std::string codec_chunk = "32KiB";
 };
 
 void add_connection_options(CLI::App& app, Options& o, RawOptions& raw) {
@@ -172,6 +179,14 @@ void add_idle_options(CLI::App& app, Options& o) {
         ->capture_default_str();
 }
 
+void add_codec_options(CLI::App& app, Options& o, RawOptions& raw) {
+    app.add_flag("--codec", o.codec,
+                 "codec mode: no network; run the gateway's DATA decoder on the --size message "
+                 "for --duration seconds and print its cost per MB");
+    app.add_option("--codec-chunk", raw.codec_chunk, "codec mode: bytes per decoder call")
+        ->capture_default_str();
+}
+
 void add_output_options(CLI::App& app, Options& o) {
     app.add_option("--watch-pid", o.watch_pids,
                    "server process to measure (repeatable): CPU time over the measured window, "
@@ -183,6 +198,7 @@ void add_output_options(CLI::App& app, Options& o) {
 void finish_options(const CLI::App& app, const RawOptions& raw, Options& o) {
     split_target(raw.target, o);
     o.message_size = parse_size(raw.size);
+    o.codec_chunk = parse_size(raw.codec_chunk);
     if (!raw.password_file.empty()) {
         o.password = read_first_line(raw.password_file);
     } else if (o.password.empty()) {
@@ -208,6 +224,7 @@ bool parse_options(int argc, char** argv, Options& out, int& exit_code) {
     add_connection_options(app, o, raw);
     add_load_options(app, o, raw);
     add_idle_options(app, o);
+    add_codec_options(app, o, raw);
     add_output_options(app, o);
     try {
         app.parse(argc, argv);

@@ -41,6 +41,11 @@ struct Options {
     double settle_s = 2.0;        // wait after the last connection is ready, then sample
     double hold_s = 0.0;          // keep holding after sampling
 
+    // --codec: no network; the gateway's DATA decoder alone on the bench message, cut
+    // into pieces of codec_chunk bytes, for --duration seconds.
+    bool codec = false;
+    std::uint64_t codec_chunk = 32 * 1024;
+
     std::vector<int> watch_pids;  // server processes: CPU (load) and RSS (idle) from /proc
     bool json = false;
 };

@@ -1015,30 +1015,9 @@ void ClientSession::check_header_from(std::string_view chunk, bool at_end) {
     }
 }
 
-namespace {
-
-// An unfinished last line shorter than this (no CR or LF in it yet) waits in the input
-// buffer for the rest of it, so that the next chunk starts at a line start.
-constexpr std::size_t kHeldLineMax = 4 * 1024;
-
-// How much of `input` to decode now: all of it, but for a short unfinished last line.
-// Holding it changes only when bytes are decoded, never what they decode to, and data
-// cannot end before it is finished.
-std::size_t ready_for_decoding(std::string_view input) {
-    const std::size_t last_lf = input.rfind('\n');
-    const std::size_t tail_start = last_lf == std::string_view::npos ? 0 : last_lf + 1;
-    const std::string_view tail = input.substr(tail_start);
-    if (tail.size() >= kHeldLineMax || tail.find('\r') != std::string_view::npos) {
-        return input.size();
-    }
-    return tail_start;
-}
-
-}  // namespace
-
 bool ClientSession::pump_data() {
-    const std::string_view input = std::string_view(in_).substr(
-        in_pos_, ready_for_decoding(std::string_view(in_).substr(in_pos_)));
+    std::string_view input = std::string_view(in_).substr(in_pos_);
+    input = input.substr(0, smtp::ready_for_decoding(input));
     if (input.empty()) {
         return false;  // an unfinished line: wait for more
     }

@@ -6,6 +6,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 namespace portcullis::smtp {
 namespace {
@@ -29,6 +32,65 @@ const char* find_line_break(const char* p, const char* end) {
         ++p;
     }
     return p;
+}
+
+struct PlainBlocks {
+    const char* end;        // after the last LF of the run (the start when none)
+    std::uint64_t longest;  // longest line in the run, without its CRLF
+};
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PORTCULLIS_AVX2_BLOCKS 1
+
+// Bit i set where block[i] == c, for the 64 bytes in lo (0..31) and hi (32..63).
+__attribute__((target("avx2"))) inline std::uint64_t byte_mask(__m256i lo, __m256i hi, char c) {
+    const __m256i wanted = _mm256_set1_epi8(c);
+    const auto low =
+        static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, wanted)));
+    const auto high =
+        static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, wanted)));
+    return low | (std::uint64_t{high} << 32);
+}
+
+// The whole 64-byte blocks from `p` (a line start) in which every CR is followed by an
+// LF, every LF follows a CR, and no line starts with "."; the run ends after the last
+// LF before the first block that is not like that (or the last whole block).
+__attribute__((target("avx2"))) PlainBlocks plain_blocks_avx2(const char* p, const char* end) {
+    const char* line = p;  // start of the line being read
+    std::uint64_t longest = 0;
+    std::uint64_t cr_carry = 0;     // the previous block ended with a CR
+    std::uint64_t start_carry = 1;  // bit 0 of this block starts a line
+    for (const char* q = p; end - q >= 64; q += 64) {
+        const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32));
+        const std::uint64_t cr = byte_mask(lo, hi, '\r');
+        const std::uint64_t lf = byte_mask(lo, hi, '\n');
+        if (((cr << 1) | cr_carry) != lf) {
+            break;  // a CR without its LF, or an LF without its CR
+        }
+        if ((((lf << 1) | start_carry) & byte_mask(lo, hi, '.')) != 0) {
+            break;  // a line starting with ".": judged line by line
+        }
+        for (std::uint64_t ends = lf; ends != 0; ends &= ends - 1) {
+            const char* lf_at = q + __builtin_ctzll(ends);
+            longest = std::max(longest, static_cast<std::uint64_t>(lf_at - 1 - line));
+            line = lf_at + 1;
+        }
+        cr_carry = cr >> 63;
+        start_carry = lf >> 63;
+    }
+    return {line, longest};
+}
+#endif
+
+PlainBlocks plain_blocks(const char* p, const char* end) {
+#if defined(PORTCULLIS_AVX2_BLOCKS)
+    static const bool avx2 = __builtin_cpu_supports("avx2");  // the CPU's, never changes
+    if (avx2 && end - p >= 64) {
+        return plain_blocks_avx2(p, end);
+    }
+#endif
+    return {p, 0};
 }
 
 }  // namespace
@@ -173,35 +235,54 @@ DataDecoder::Step DataDecoder::after_cr(char c, std::string& out) {
 // The fast path: from a line start, the end of the run of whole lines that pass
 // through unchanged (empty, or not starting with a single "."; no bare CR or LF; ended
 // by CRLF). Counts them; the first other line is left to the state machine, from its
-// start.
+// start. Whole 64-byte blocks of such lines go at once where the CPU has AVX2; the
+// lines between and after them one at a time.
 const char* DataDecoder::skip_plain_lines(const char* p, const char* end) {
-    while (p < end && *p != '\n') {
-        if (*p == '\r') {  // an empty line, or a bare CR the state machine must judge
-            if (end - p < 2 || p[1] != '\n') {
-                break;
-            }
-            size_ += 2;
+    for (;;) {
+        const PlainBlocks blocks = plain_blocks(p, end);
+        if (blocks.end != p) {
+            size_ += static_cast<std::uint64_t>(blocks.end - p);
+            longest_ = std::max(longest_, blocks.longest);
             after_crlf_ = true;
-            p += 2;
-            continue;
+            p = blocks.end;
         }
-        // A line the client dot-stuffed ("..x") decodes to ".x" and is stuffed again
-        // the same way: it passes too. A single leading dot (".x", ".") does not.
-        const bool stuffed = *p == '.';
-        if (stuffed && (end - p < 2 || p[1] != '.')) {
-            break;
+        const char* next = skip_plain_line(p, end);
+        if (next == p) {
+            return p;
         }
-        const char* q = find_line_break(p + (stuffed ? 1 : 0), end);
-        if (end - q < 2 || q[0] != '\r' || q[1] != '\n') {
-            break;  // unfinished here, or a bare CR/LF
-        }
-        const auto length = static_cast<std::uint64_t>(q - p) - (stuffed ? 1 : 0);
-        size_ += length + 2;
-        longest_ = std::max(longest_, length);
-        after_crlf_ = true;
-        p = q + 2;
+        p = next;
     }
-    return p;
+}
+
+// One line of the fast path from a line start: the start of the next line, or `p`
+// when this line is not plain or not finished here.
+const char* DataDecoder::skip_plain_line(const char* p, const char* end) {
+    if (p == end || *p == '\n') {
+        return p;
+    }
+    if (*p == '\r') {  // an empty line, or a bare CR the state machine must judge
+        if (end - p < 2 || p[1] != '\n') {
+            return p;
+        }
+        size_ += 2;
+        after_crlf_ = true;
+        return p + 2;
+    }
+    // A line the client dot-stuffed ("..x") decodes to ".x" and is stuffed again the
+    // same way: it passes too. A single leading dot (".x", ".") does not.
+    const bool stuffed = *p == '.';
+    if (stuffed && (end - p < 2 || p[1] != '.')) {
+        return p;
+    }
+    const char* q = find_line_break(p + (stuffed ? 1 : 0), end);
+    if (end - q < 2 || q[0] != '\r' || q[1] != '\n') {
+        return p;  // unfinished here, or a bare CR/LF
+    }
+    const auto length = static_cast<std::uint64_t>(q - p) - (stuffed ? 1 : 0);
+    size_ += length + 2;
+    longest_ = std::max(longest_, length);
+    after_crlf_ = true;
+    return q + 2;
 }
 
 // Copies runs of ordinary bytes; stops after a line break or at the end of input.
@@ -272,6 +353,16 @@ void DataDecoder::close_line(bool after_crlf) {
 void DataDecoder::end_line(std::string& out) {
     out.append("\r\n");
     close_line(true);
+}
+
+std::size_t ready_for_decoding(std::string_view input) {
+    const std::size_t last_lf = input.rfind('\n');
+    const std::size_t tail_start = last_lf == std::string_view::npos ? 0 : last_lf + 1;
+    const std::string_view tail = input.substr(tail_start);
+    if (tail.size() >= kHeldLineMax || tail.find('\r') != std::string_view::npos) {
+        return input.size();
+    }
+    return tail_start;
 }
 
 void encode_line(std::string_view line, std::string& out) {

@@ -60,6 +60,7 @@ class DataDecoder {
     Step after_dot_cr(char c, std::string& out);
     Step after_cr(char c, std::string& out);
     const char* skip_plain_lines(const char* p, const char* end);
+    const char* skip_plain_line(const char* p, const char* end);
     const char* scan_line(const char* p, const char* end, std::string& out);
     void bare_ending(char c, std::string& out);
     void content(const char* begin, const char* end, std::string& out);
@@ -76,6 +77,14 @@ class DataDecoder {
     std::uint64_t line_len_ = 0;
     std::uint64_t longest_ = 0;
 };
+
+// How much of `input` a caller should decode now: all of it, except a short
+// unfinished last line (under kHeldLineMax bytes, no CR or LF yet), which is better
+// kept for the next read so that the next chunk starts at a line start, where
+// pass_plain_lines() applies. Holding changes only when bytes are decoded, never what
+// they decode to, and data cannot end before that line is finished.
+inline constexpr std::size_t kHeldLineMax = 4 * 1024;
+std::size_t ready_for_decoding(std::string_view input);
 
 // Appends one content line (without line break) in wire form: a leading "." is
 // doubled, and CRLF is added.

@@ -9,6 +9,9 @@
 #include <cstring>
 
 namespace portcullis::tls {
+namespace {
+constexpr std::size_t kMaxRecordPlaintext = 16 * 1024;  // TLS's limit per record
+}  // namespace
 
 // The BIO BoringSSL reads ciphertext from and writes records to; its state is the
 // TlsSession itself (BIO_get_data).
@@ -158,11 +161,16 @@ TlsSession::Status TlsSession::advance(std::string& plain, std::string& to_peer)
             return s;
         }
     }
-    std::array<char, 16 * 1024> chunk;
     for (;;) {
-        const int n = SSL_read(ssl_, chunk.data(), static_cast<int>(chunk.size()));
+        // Decrypted straight into `plain`: room for what the unread ciphertext and the
+        // record BoringSSL holds can yield at most (plaintext is never longer).
+        const std::size_t room = std::clamp<std::size_t>(
+            input_.size() + static_cast<std::size_t>(SSL_pending(ssl_)), 256, kMaxRecordPlaintext);
+        const std::size_t before = plain.size();
+        plain.resize(before + room);
+        const int n = SSL_read(ssl_, plain.data() + before, static_cast<int>(room));
+        plain.resize(before + static_cast<std::size_t>(std::max(n, 0)));
         if (n > 0) {
-            plain.append(chunk.data(), static_cast<std::size_t>(n));
             continue;
         }
         const int code = SSL_get_error(ssl_, n);

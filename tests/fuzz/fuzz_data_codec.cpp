@@ -1,8 +1,9 @@
 // Fuzzes the DATA decoder (the SMTP-smuggling shield) under both policies and asserts
 // its properties, aborting on any violation:
 //  - the result does not depend on how the input is split (two chunks, cut at a
-//    position taken from the first byte) nor on whether plain runs are passed through
-//    pass_plain_lines() first, and matches the reference model;
+//    position taken from the first byte) nor on whether it is called as the session
+//    does (short unfinished lines held, plain runs passed through pass_plain_lines()),
+//    and matches the reference model;
 //  - data ends only right after the first CRLF "." CRLF (or "." CRLF at the start);
 //  - under normalize, the output has no bare CR/LF and no line ".";
 //  - a bare CR/LF before the end is always flagged, and only then;
@@ -18,17 +19,21 @@ using namespace portcullis::smtp;
 
 namespace {
 
-// pass_first: each chunk goes through pass_plain_lines() first, its run forwarded as
-// is, the way the session sends long plain runs without a copy.
-model::Decoded run(std::string_view in, BarePolicy policy, std::size_t cut,
-                   bool pass_first = false) {
+// session: as the gateway's session calls it: an unfinished last line of the first
+// chunk is held for the second (ready_for_decoding), and each chunk goes through
+// pass_plain_lines() first, its run forwarded as is.
+model::Decoded run(std::string_view in, BarePolicy policy, std::size_t cut, bool session = false) {
     DataDecoder decoder(policy);
     model::Decoded d;
-    const std::string_view chunks[] = {in.substr(0, cut), in.substr(cut)};
-    for (auto chunk : chunks) {
-        const std::size_t chunk_size = chunk.size();
+    std::size_t start = 0;
+    for (const std::size_t end : {cut, in.size()}) {
+        std::string_view chunk = in.substr(start, end - start);
+        if (session && end < in.size()) {
+            chunk = chunk.substr(0, ready_for_decoding(chunk));
+        }
+        const std::size_t ready = chunk.size();
         std::size_t passed = 0;
-        if (pass_first) {
+        if (session) {
             passed = decoder.pass_plain_lines(chunk);
             FUZZ_CHECK(passed <= chunk.size());
             d.out.append(chunk.substr(0, passed));
@@ -41,7 +46,8 @@ model::Decoded run(std::string_view in, BarePolicy policy, std::size_t cut,
             d.finished = true;
             break;
         }
-        FUZZ_CHECK(r.consumed == chunk_size);
+        FUZZ_CHECK(r.consumed == ready);
+        start += ready;
     }
     d.bare_seen = decoder.bare_line_ending_seen();
     d.size = decoder.message_size();
