@@ -514,6 +514,17 @@ void read_tls(const toml::table* table, const Listeners& listeners,
         if (auto v = read_min_version(r)) {
             out.min_version = *v;
         }
+        if (auto v = r.boolean("session_tickets")) {
+            out.session_tickets = *v;
+        }
+        if (auto v = r.duration("ticket_key_rotation", false)) {
+            if (*v < std::chrono::minutes(1) || *v > std::chrono::hours(24 * 7)) {
+                r.error(*r.get("ticket_key_rotation"), "ticket_key_rotation",
+                        "must be between 1m and 7d");
+            } else {
+                out.ticket_key_rotation = *v;
+            }
+        }
         r.finish();
     }
     if (listeners.first_tls == nullptr) {

@@ -76,6 +76,10 @@ struct TlsConfig {
     // listener uses TLS.
     std::vector<CertificatePair> certificates;
     TlsVersion min_version = TlsVersion::tls1_2;
+    // Resumption with session tickets, sealed with keys shared by all workers and kept
+    // across reloads; each key seals for ticket_key_rotation and opens for twice that.
+    bool session_tickets = true;
+    Duration ticket_key_rotation = std::chrono::hours(12);
 };
 
 struct BackendConfig {

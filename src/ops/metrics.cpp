@@ -57,6 +57,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
     tls_failures_ = &family<prometheus::Counter>(reg, "portcullis_tls_handshake_failures_total",
                                                  "Client TLS handshakes that failed.")
                          .Add({});
+    tls_resumed_ = &family<prometheus::Counter>(
+                        reg, "portcullis_tls_resumed_total",
+                        "Client TLS handshakes that resumed a session (a ticket was accepted).")
+                        .Add({});
 
     auto& auth = family<prometheus::Counter>(
         reg, "portcullis_auth_attempts_total",

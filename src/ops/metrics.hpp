@@ -37,6 +37,7 @@ class Metrics {
     prometheus::Counter& listener_connections(std::string_view listener);
 
     void tls_handshake(std::string_view version);  // "TLSv1.2", "TLSv1.3"; others: "other"
+    void tls_resumed() { tls_resumed_->Increment(); }
     void tls_handshake_failed() { tls_failures_->Increment(); }
     void auth(AuthMechanism mechanism, AuthResult result);
     void lockout_started() { lockouts_->Increment(); }
@@ -73,6 +74,7 @@ class Metrics {
     prometheus::Counter* refused_ = nullptr;
     std::array<prometheus::Counter*, 3> tls_versions_{};  // TLSv1.2, TLSv1.3, other
     prometheus::Counter* tls_failures_ = nullptr;
+    prometheus::Counter* tls_resumed_ = nullptr;
     std::array<std::array<prometheus::Counter*, 4>, 2> auth_{};  // [mechanism][result]
     prometheus::Counter* lockouts_ = nullptr;
     std::array<prometheus::Counter*, 3> messages_{};

@@ -160,7 +160,7 @@ class Supervisor {
 
     void reload() {
         try {
-            auto next = proxy::load_snapshot(runtime_.config_file);
+            auto next = proxy::load_snapshot(runtime_.config_file, runtime_.ticket_keys);
             if (const auto problems = secret_file_problems(*next->config); !problems.empty()) {
                 throw std::runtime_error(problems.front());
             }
@@ -175,6 +175,7 @@ class Supervisor {
                     {{"message", "a change of [metrics] address takes effect after a restart"}});
             }
             configure_logging(next->config->log);
+            runtime_.ticket_keys->set_rotation(next->config->tls.ticket_key_rotation);
             runtime_.snapshot.set(std::move(next));
             log(LogLevel::info, "reload", {{"result", "success"}});
             prober_->probe_now();  // the backends or their capabilities may have changed
@@ -266,7 +267,7 @@ int serve(const std::filesystem::path& config_file) {
     proxy::Runtime runtime;
     runtime.config_file = config_file;
     try {
-        runtime.snapshot.set(proxy::load_snapshot(config_file));
+        runtime.snapshot.set(proxy::load_snapshot(config_file, runtime.ticket_keys));
     } catch (const std::exception& error) {
         print_load_error(error);
         return 1;
@@ -280,6 +281,7 @@ int serve(const std::filesystem::path& config_file) {
         return 1;
     }
     configure_logging(cfg.log);
+    runtime.ticket_keys->set_rotation(cfg.tls.ticket_key_rotation);
     // Warm the dummy hash now so the first unknown-user login is not slower than others.
     auth::dummy_hash(cfg.auth.hashing);
 

@@ -243,8 +243,14 @@ void ClientSession::on_stream_data(std::string_view data) {
     }
     if (!was_established && tls_->established()) {
         ops::metrics().tls_handshake(tls_->version());
+        if (tls_->resumed()) {
+            ops::metrics().tls_resumed();
+        }
         ops::log(LogLevel::info, "tls",
-                 {{"session", id_}, {"version", tls_->version()}, {"cipher", tls_->cipher()}});
+                 {{"session", id_},
+                  {"version", tls_->version()},
+                  {"cipher", tls_->cipher()},
+                  {"resumed", tls_->resumed()}});
     }
     if (got_plain) {
         process_input();

@@ -6,7 +6,8 @@
 
 namespace portcullis::proxy {
 
-std::shared_ptr<const Snapshot> load_snapshot(const std::filesystem::path& config_file) {
+std::shared_ptr<const Snapshot> load_snapshot(const std::filesystem::path& config_file,
+                                              std::shared_ptr<tls::TicketKeys> ticket_keys) {
     static std::atomic<std::uint64_t> generations{0};
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->generation = ++generations;
@@ -18,7 +19,8 @@ std::shared_ptr<const Snapshot> load_snapshot(const std::filesystem::path& confi
     }
     if (any_tls) {
         snapshot->tls = std::shared_ptr<SSL_CTX>(
-            tls::make_server_context(snapshot->config->tls).release(), SSL_CTX_free);
+            tls::make_server_context(snapshot->config->tls, std::move(ticket_keys)).release(),
+            SSL_CTX_free);
     }
     if (snapshot->config->backend.tls != config::BackendTls::none) {
         snapshot->backend_tls = std::shared_ptr<SSL_CTX>(

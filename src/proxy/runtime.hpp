@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "proxy/backends.hpp"
 #include "policy/rate_limiter.hpp"
+#include "tls/ticket_keys.hpp"
 #include "util/clock.hpp"
 
 namespace portcullis::proxy {
@@ -33,7 +34,9 @@ struct Snapshot {
 
 // Loads config, users file and certificates into a snapshot; throws
 // config::ConfigError or tls::TlsError with the file and cause.
-std::shared_ptr<const Snapshot> load_snapshot(const std::filesystem::path& config_file);
+// Session tickets are sealed with `ticket_keys`, the same set for every snapshot.
+std::shared_ptr<const Snapshot> load_snapshot(const std::filesystem::path& config_file,
+                                              std::shared_ptr<tls::TicketKeys> ticket_keys);
 
 class SnapshotHolder {
   public:
@@ -120,6 +123,10 @@ struct Runtime {
     ConnectionLimiter connections;
     AbuseControl abuse{util::steady_clock()};
     BackendState backends{util::steady_clock()};  // health and capabilities of the backends
+    // Session-ticket keys for every snapshot's TLS context: resumption works across
+    // workers and reloads. The interval is the config's ([tls] ticket_key_rotation).
+    std::shared_ptr<tls::TicketKeys> ticket_keys =
+        std::make_shared<tls::TicketKeys>(util::steady_clock(), std::chrono::hours(12));
 };
 
 }  // namespace portcullis::proxy

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 #include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -113,6 +115,71 @@ int store_index() {
     return index;
 }
 
+// The session-ticket keys of a context (a shared_ptr: the keys outlive any snapshot).
+using SharedTicketKeys = std::shared_ptr<TicketKeys>;
+
+void ticket_keys_free(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+    std::unique_ptr<SharedTicketKeys> owned(static_cast<SharedTicketKeys*>(ptr));
+}
+
+int ticket_keys_index() {
+    static const int index =
+        SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, ticket_keys_free);
+    return index;
+}
+
+// BoringSSL's ticket callback: 1 = sealed or opened, 2 = opened with the previous key
+// (a new ticket follows), 0 = unknown or expired key (a full handshake), -1 = error.
+int ticket_key_callback(SSL* ssl, std::uint8_t* key_name, std::uint8_t* iv, EVP_CIPHER_CTX* cipher,
+                        HMAC_CTX* hmac, int encrypt) {
+    auto* keys = static_cast<SharedTicketKeys*>(
+        SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_keys_index()));
+    if (keys == nullptr || !*keys) {
+        return encrypt ? -1 : 0;
+    }
+    TicketKey key;
+    int result = 1;
+    if (encrypt) {
+        key = (*keys)->sealing_key();
+        std::copy(key.name.begin(), key.name.end(), key_name);
+        if (RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_128_cbc())) != 1) {
+            return -1;
+        }
+    } else {
+        const auto found = (*keys)->opening_key({key_name, SSL_TICKET_KEY_NAME_LEN});
+        if (!found) {
+            return 0;
+        }
+        key = found->key;
+        result = found->renew ? 2 : 1;
+    }
+    if (HMAC_Init_ex(hmac, key.hmac_key.data(), key.hmac_key.size(), EVP_sha256(), nullptr) != 1 ||
+        EVP_CipherInit_ex(cipher, EVP_aes_128_cbc(), nullptr, key.aes_key.data(), iv, encrypt) !=
+            1) {
+        return -1;
+    }
+    return result;
+}
+
+// Tickets sealed with keys shared by all workers and kept across reloads; a ticket is
+// accepted for one rotation interval (BoringSSL also checks the session's age).
+void configure_session_tickets(SSL_CTX* ctx, const config::TlsConfig& tls,
+                               std::shared_ptr<TicketKeys> keys) {
+    if (!tls.session_tickets) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        return;
+    }
+    const auto rotation = std::chrono::duration_cast<std::chrono::seconds>(tls.ticket_key_rotation);
+    if (!keys) {  // check-config: nothing is served, the keys only need to exist
+        keys = std::make_shared<TicketKeys>(util::steady_clock(), tls.ticket_key_rotation);
+    }
+    SSL_CTX_set_timeout(ctx, static_cast<std::uint32_t>(rotation.count()));
+    SSL_CTX_set_session_psk_dhe_timeout(ctx, static_cast<std::uint32_t>(rotation.count()));
+    SSL_CTX_set_ex_data(ctx, ticket_keys_index(),
+                        std::make_unique<SharedTicketKeys>(std::move(keys)).release());
+    SSL_CTX_set_tlsext_ticket_key_cb(ctx, ticket_key_callback);
+}
+
 bool install_pair(SSL* ssl, const LoadedPair& pair) {
     return SSL_use_certificate(ssl, pair.leaf.get()) == 1 &&
            SSL_use_PrivateKey(ssl, pair.key.get()) == 1 &&
@@ -178,7 +245,7 @@ void apply_common_settings(SSL_CTX* ctx, config::TlsVersion min_version) {
 
 }  // namespace
 
-SslCtxPtr make_server_context(const config::TlsConfig& tls) {
+SslCtxPtr make_server_context(const config::TlsConfig& tls, std::shared_ptr<TicketKeys> keys) {
     if (tls.certificates.empty()) {
         throw TlsError("[tls]: no certificate configured");
     }
@@ -204,6 +271,7 @@ SslCtxPtr make_server_context(const config::TlsConfig& tls) {
     }
     SSL_CTX_set_select_certificate_cb(ctx.get(), select_certificate);
     SSL_CTX_set_ex_data(ctx.get(), store_index(), store.release());
+    configure_session_tickets(ctx.get(), tls, std::move(keys));
     return ctx;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "tls/ticket_keys.hpp"
 
 namespace portcullis::tls {
 
@@ -23,10 +24,12 @@ struct SslCtxDeleter {
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 
 // Server context: TLS 1.2+ (or 1.3+), AEAD suites only, no renegotiation, every
-// configured certificate/key pair loaded (ECDSA preferred when both kinds exist).
-// Throws TlsError naming the file and the cause (missing, unreadable, not PEM, key
-// does not match certificate).
-SslCtxPtr make_server_context(const config::TlsConfig& tls);
+// configured certificate/key pair loaded (ECDSA preferred when both kinds exist),
+// session tickets sealed with `ticket_keys` (the gateway's one set, shared by every
+// context it loads; a private set when null). Throws TlsError naming the file and the
+// cause (missing, unreadable, not PEM, key does not match certificate).
+SslCtxPtr make_server_context(const config::TlsConfig& tls,
+                              std::shared_ptr<TicketKeys> ticket_keys = nullptr);
 
 // Client context for tests and the bench tool: verification off unless a CA is given.
 SslCtxPtr make_client_context(const std::string& ca_file = {});

@@ -195,6 +195,10 @@ TlsSession::Status TlsSession::receive(std::string_view ciphertext, std::string&
     return status;
 }
 
+bool TlsSession::resumed() const {
+    return SSL_session_reused(ssl_) == 1;
+}
+
 TlsSession::Status TlsSession::flush_pending(std::string& to_peer) {
     if (pending_plain_.empty()) {
         return Status::ok;

@@ -48,6 +48,8 @@ class TlsSession {
     std::string verify_error() const;
 
     bool established() const { return established_; }
+    // The handshake resumed an earlier session (a session ticket was accepted).
+    bool resumed() const;
     std::string_view version() const;
     std::string_view cipher() const;
     const std::string& error() const { return error_; }

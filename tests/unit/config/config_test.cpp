@@ -138,6 +138,8 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
     CHECK(c->server.max_connections_per_ip == 50);
     CHECK(c->tls.certificates.empty());
     CHECK(c->tls.min_version == TlsVersion::tls1_2);
+    CHECK(c->tls.session_tickets);
+    CHECK(c->tls.ticket_key_rotation == 12h);
     CHECK(c->backend.connect_timeout == 10s);
     CHECK(c->backend.reply_timeout == 5min);
     CHECK(c->backend.data_reply_timeout == 10min);
@@ -173,6 +175,8 @@ proxy_protocol = false
 certificate = ["tls/ecdsa.pem", "/abs/rsa.pem"]
 private_key = ["tls/ecdsa.key", "../keys/rsa.key"]
 min_version = "1.3"
+session_tickets = false
+ticket_key_rotation = "90m"
 
 [backend]
 address = "mta.internal:2525"
@@ -213,6 +217,8 @@ level = "debug"
     CHECK(c->tls.certificates[1].certificate == "/abs/rsa.pem");
     CHECK(c->tls.certificates[1].private_key == "/srv/keys/rsa.key");
     CHECK(c->tls.min_version == TlsVersion::tls1_3);
+    CHECK_FALSE(c->tls.session_tickets);
+    CHECK(c->tls.ticket_key_rotation == 90min);
     CHECK(c->backend.address.host == "mta.internal");
     CHECK(c->backend.address.port == 2525);
     CHECK(c->backend.connect_timeout == 1500ms);
@@ -974,4 +980,15 @@ TEST_CASE("parse_endpoint is usable on its own", "[config]") {
     CHECK(error == "invalid address \"\": missing port, expected HOST:PORT");
     CHECK_FALSE(parse_endpoint("mx:25", false, error));
     CHECK(parse_endpoint("mx:25", true, error));
+}
+
+TEST_CASE("ticket_key_rotation must be between 1m and 7d", "[config]") {
+    const std::string tls = "[[listener]]\naddress = \"127.0.0.1:465\"\ntls = \"implicit\"\n" +
+                            backend_min + auth_min +
+                            "[tls]\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\n";
+    CHECK(errors(tls + "ticket_key_rotation = \"30s\"\n") ==
+          Errors{"test.toml:11:23: tls.ticket_key_rotation: must be between 1m and 7d"});
+    CHECK(errors(tls + "ticket_key_rotation = \"8d\"\n") ==
+          Errors{"test.toml:11:23: tls.ticket_key_rotation: must be between 1m and 7d"});
+    CHECK(errors(tls + "ticket_key_rotation = \"7d\"\n").empty());
 }
