@@ -22,9 +22,12 @@
 #      then both proxies and the sink directly are paced at half the lower peak. This is
 #      the latency the proxy adds when it does not queue behind the load generator for
 #      a core; e shows the same with everything sharing both cores.
+#   g  f's paced runs again with the bench resuming TLS sessions (--resume: each client
+#      offers its last session ticket when it reconnects, as mail clients do); latency
+#      over f's sink baseline (scenario f must run in the same round)
 #
 # Usage: bench/compare.sh [--rounds N] [--duration S] [--warmup S] [--idle N]
-#                         [--scenarios "a b c d e f"] [--out DIR] [--build-dir DIR]
+#                         [--scenarios "a b c d e f g"] [--out DIR] [--build-dir DIR]
 #                         [--portcullis BINARY] [--port-base P] [--no-install] [--profile]
 #                         [--backend-pipelining yes|no]
 # --backend-pipelining: Portcullis's [backend] pipelining (default yes: like nginx, a
@@ -41,7 +44,7 @@ ROUNDS=3
 DURATION=6
 WARMUP=2
 IDLE=2000
-SCENARIOS="a b c d e f"
+SCENARIOS="a b c d e f g"
 OUT=""
 BUILD_DIR="$ROOT/build-bench"
 PORTCULLIS_BIN=""
@@ -50,7 +53,7 @@ INSTALL=1
 PROFILE=0
 BACKEND_PIPELINING=yes
 
-usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -535,6 +538,10 @@ run_scenario() {  # ROUND SCENARIO SERVER
         f) record "$round" f "$server" "{\"rate\": $F_RATE}" -- \
                $(common_load_args "$server" starttls) --clients 50 \
                --messages-per-connection 100 --size 1KiB --rate "$F_RATE" $(watch_args) ;;
+        g) record "$round" g "$server" "{\"rate\": $F_RATE}" -- \
+               $(common_load_args "$server" starttls) --clients 50 \
+               --messages-per-connection 100 --size 1KiB --rate "$F_RATE" --resume \
+               $(watch_args) ;;
     esac
 }
 
@@ -584,6 +591,12 @@ run_pinned() {  # ROUND ORDER...
     for server in "$@"; do
         with_server "$server" run_scenario "$round" f "$server"
     done
+    if [[ " $SCENARIOS " == *" g "* ]]; then
+        log "  scenario g at $F_RATE messages/s, TLS sessions resumed"
+        for server in "$@"; do
+            with_server "$server" run_scenario "$round" g "$server"
+        done
+    fi
     pin_sink off
     PINNED=0
 }
@@ -735,9 +748,10 @@ for round in $(seq 1 "$ROUNDS"); do
     for scenario in $SCENARIOS; do
         if [ "$scenario" = f ]; then
             # shellcheck disable=SC2086
-            run_pinned "$round" $order
+            run_pinned "$round" $order  # g too, when asked for
             continue
         fi
+        [ "$scenario" != g ] || continue  # runs with f
         if [ "$scenario" = e ]; then
             E_RATE=$(half_peak_for_round "$round" a)
             [ -n "$E_RATE" ] || { log "  e needs scenario a in the same round; skipped"; continue; }

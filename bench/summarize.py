@@ -20,6 +20,8 @@ SCENARIOS = {
     "e": "as a, rate capped at half the lower peak of a",
     "f": "as e with the proxy (1 worker) pinned to CPU 1 and bench + sink to CPU 0, "
          "rate capped at half the lower peak of f-peak (as a, pinned)",
+    "g": "as f, the bench resuming TLS sessions (--resume) like mail clients do; "
+         "latency added over f's sink baseline",
 }
 
 # scenario, label, how to get the value from one report, target (op, ratio) or None
@@ -44,6 +46,11 @@ METRICS = [
     ("f", "messages/s achieved", lambda r: r["messages_per_s"], None),
     ("f", "p50 latency ms", lambda r: r["latency_ms"]["p50"], None),
     ("f", "p99 latency ms", lambda r: r["latency_ms"]["p99"], None),
+    ("g", "p50 latency ms", lambda r: r["latency_ms"]["p50"], None),
+    ("g", "p99 latency ms", lambda r: r["latency_ms"]["p99"], None),
+    ("g", "TLS handshakes resumed %",
+     lambda r: 100.0 * r["tls_resumed"] / r["tls_handshakes"] if r.get("tls_handshakes") else None,
+     None),
 ]
 
 
@@ -92,23 +99,28 @@ def failures(results, scenario, server):
     return total, reasons
 
 
-def added_latency_rows(results, rounds, scenario):
-    """The p99 of the sink alone at the same rate, and what each proxy adds to it
-    (per round: proxy p99 - sink p99, then the median over rounds)."""
+def added_latency_rows(results, rounds, scenario, baseline):
+    """The p99 of the sink alone at the same rate (measured in scenario `baseline`),
+    and what each proxy adds to it (per round: proxy p99 - sink p99, then the median
+    over rounds)."""
     def p99(r):
         return r["latency_ms"]["p99"]
-    sink_p99 = values(results, scenario, "sink", p99)
-    if not sink_p99:
+    sink_p99 = values(results, baseline, "sink", p99)
+    if not sink_p99 or not (values(results, scenario, "nginx", p99) or
+                            values(results, scenario, "portcullis", p99)):
         return []
     s_text, _ = cell(sink_p99)
-    rows = ["| %s | p99 direct to sink (plain) ms | %s | %s |  |  |  |" % (scenario, s_text, s_text)]
+    rows = []
+    if baseline == scenario:
+        rows.append("| %s | p99 direct to sink (plain) ms | %s | %s |  |  |  |"
+                    % (scenario, s_text, s_text))
     added = []
     for server in ("nginx", "portcullis"):
         per_round = []
         for rnd in rounds:
             in_round = [r for r in results if r["round"] == rnd]
             p = values(in_round, scenario, server, p99)
-            s = values(in_round, scenario, "sink", p99)
+            s = values(in_round, baseline, "sink", p99)
             if p and s:
                 per_round.append(p[0] - s[0])
         added.append(cell(per_round))
@@ -154,8 +166,8 @@ def main():
         out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
             scenario, label, n_text, p_text, "%.2fx" % ratio if ratio is not None else "-",
             target_text, met))
-    for scenario in ("e", "f"):
-        out += added_latency_rows(results, rounds, scenario)
+    for scenario, baseline in (("e", "e"), ("f", "f"), ("g", "f")):
+        out += added_latency_rows(results, rounds, scenario, baseline)
     out.append("")
     out.append("Scenarios: " + "; ".join("%s = %s" % kv for kv in SCENARIOS.items()) + ".")
     out.append("CPU = utime+stime of all the server's processes during the measured window "

@@ -114,18 +114,8 @@ void Client::on_connected(int status) {
         return;
     }
     stream_->start_reading();
-    if (setup_.options->mode == Mode::implicit) {
-        tls_ = std::make_unique<tls::TlsSession>(setup_.tls, tls::TlsSession::Role::client,
-                                                 setup_.options->server_name);
-        std::string hello;
-        const auto st = tls_->start(hello);
-        if (!hello.empty()) {
-            stream_->write(std::move(hello));
-        }
-        if (st == tls::TlsSession::Status::failed) {
-            fail("tls: " + tls_->error());
-            return;
-        }
+    if (setup_.options->mode == Mode::implicit && !start_tls()) {
+        return;
     }
     expect(Expect::greeting);
 }
@@ -140,6 +130,11 @@ void Client::stop() {
 
 void Client::teardown() {
     stream_.reset();
+    if (tls_ && setup_.options->resume) {
+        if (auto issued = tls_->take_issued_session()) {
+            resume_session_ = std::move(issued);
+        }
+    }
     tls_.reset();
     parser_ = smtp::ReplyParser();
     in_.clear();
@@ -196,7 +191,7 @@ void Client::on_stream_data(std::string_view data) {
     const bool was_established = tls_->established();
     const auto status = tls_->receive(data, plain, to_peer);
     if (!was_established && tls_->established()) {
-        events_.on_tls_established(tls_->version(), tls_->cipher());
+        events_.on_tls_established(tls_->version(), tls_->cipher(), tls_->resumed());
     }
     if (!to_peer.empty()) {
         stream_->write(std::move(to_peer));
@@ -354,20 +349,32 @@ void Client::after_ehlo(const smtp::BackendReply& reply) {
     }
 }
 
-void Client::begin_tls() {
-    upgrade_pending_ = false;
+// Starts the client handshake (offering the last session with --resume); false when
+// the connection is over.
+bool Client::start_tls() {
     tls_ = std::make_unique<tls::TlsSession>(setup_.tls, tls::TlsSession::Role::client,
                                              setup_.options->server_name);
+    if (setup_.options->resume) {
+        tls_->offer_session(resume_session_.get());
+    }
     std::string hello;
     const auto st = tls_->start(hello);
     if (!hello.empty()) {
         stream_->write(std::move(hello));
     }
     if (over_) {
-        return;
+        return false;
     }
     if (st == tls::TlsSession::Status::failed) {
         fail("tls: " + tls_->error());
+        return false;
+    }
+    return true;
+}
+
+void Client::begin_tls() {
+    upgrade_pending_ = false;
+    if (!start_tls()) {
         return;
     }
     // Held by the TLS session until the handshake is done.

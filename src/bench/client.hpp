@@ -41,7 +41,8 @@ class ClientEvents {
     // The connection is over; a value = connect again after that many milliseconds.
     virtual std::optional<std::uint64_t> on_connection_over(Client& client, bool failed) = 0;
     // A TLS handshake finished (reported so the run can say what was negotiated).
-    virtual void on_tls_established(std::string_view /*version*/, std::string_view /*cipher*/) {}
+    virtual void on_tls_established(std::string_view /*version*/, std::string_view /*cipher*/,
+                                    bool /*resumed*/) {}
 };
 
 // Shared by all clients of a run; outlives them.
@@ -98,6 +99,7 @@ class Client final : private net::StreamHandler {
     void after_ehlo(const smtp::BackendReply& reply);
     void after_quit();
     void begin_tls();
+    bool start_tls();
     void authenticate();
     void next_message();
     void message_done();
@@ -120,6 +122,7 @@ class Client final : private net::StreamHandler {
     // per connection
     std::unique_ptr<net::TcpStream> stream_;
     std::unique_ptr<tls::TlsSession> tls_;
+    bssl::UniquePtr<SSL_SESSION> resume_session_;  // --resume: offered on the next connection
     smtp::ReplyParser parser_;
     std::string in_;
     std::deque<Expect> expected_;

@@ -13,6 +13,7 @@
 #include "bench/message.hpp"
 #include "bench/options.hpp"
 #include "bench/report.hpp"
+#include "tls/session.hpp"
 #include "bench/runner.hpp"
 
 namespace {
@@ -30,6 +31,7 @@ std::unique_ptr<SSL_CTX, SslCtxDeleter> make_tls_context() {
         SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
         SSL_CTX_set_max_proto_version(ctx.get(), TLS1_3_VERSION);
         SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+        portcullis::tls::TlsSession::keep_issued_sessions(ctx.get());
     }
     return ctx;
 }

@@ -29,9 +29,10 @@ struct Options {
     double duration_s = 10.0;
     std::uint64_t max_messages = 0;  // 0 = no cap; the run also ends at duration_s
     double warmup_s = 2.0;
-    double rate = 0.0;                   // messages/s over all clients; 0 = as fast as possible
-    bool pipelining = true;              // used only when the server advertises it
-    double timeout_s = 30.0;             // longest wait for any one reply
+    double rate = 0.0;        // messages/s over all clients; 0 = as fast as possible
+    bool pipelining = true;   // used only when the server advertises it
+    bool resume = false;      // offer the last connection's TLS session (ticket) when reconnecting
+    double timeout_s = 30.0;  // longest wait for any one reply
     std::uint64_t max_failures = 10000;  // the run stops early past this many
 
     // --idle N: open N connections, hold them, report the servers' RSS per connection.

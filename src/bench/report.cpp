@@ -65,7 +65,9 @@ void print_load_text(const Options& o, const LoadReport& r, std::ostream& out) {
         mode_name(o.mode), o.host, o.port, auth_name(o.auth), o.clients, o.messages_per_connection,
         o.message_size, o.rate > 0 ? fmt::format("{:.0f}/s", o.rate) : std::string("none"));
     if (!r.tls.empty()) {
-        out << "tls         " << r.tls << "\n";
+        out << "tls         " << r.tls
+            << fmt::format("  ({} handshakes in the window, {} resumed)\n", r.tls_handshakes,
+                           r.tls_resumed);
     }
     out << fmt::format("window      {:.2f} s after {:.1f} s warmup{}\n", r.elapsed_s, o.warmup_s,
                        r.stopped_early ? "  (STOPPED EARLY: too many failures)" : "");
@@ -101,8 +103,9 @@ void print_load_json(const Options& o, const LoadReport& r, std::ostream& out) {
                ops::json_quote(r.tls))
         << fmt::format(
                "\"elapsed_s\":{:.4f},\"messages\":{},\"sessions\":{},\"connections\":{},"
+               "\"tls_handshakes\":{},\"tls_resumed\":{},"
                "\"messages_per_s\":{:.2f},\"sessions_per_s\":{:.2f},\"mb_per_s\":{:.3f},",
-               r.elapsed_s, r.messages, r.sessions, r.connections,
+               r.elapsed_s, r.messages, r.sessions, r.connections, r.tls_handshakes, r.tls_resumed,
                per_second(r.messages, r.elapsed_s), per_second(r.sessions, r.elapsed_s),
                mb / std::max(r.elapsed_s, 1e-9))
         << fmt::format(

@@ -20,7 +20,9 @@ struct LoadReport {
     double elapsed_s = 0;  // the measured window
     std::uint64_t messages = 0;
     std::uint64_t sessions = 0;
-    std::uint64_t connections = 0;  // connections that ended in the window
+    std::uint64_t connections = 0;     // connections that ended in the window
+    std::uint64_t tls_handshakes = 0;  // completed in the window
+    std::uint64_t tls_resumed = 0;     // of those, resumed sessions (--resume)
     std::uint64_t failures = 0;
     std::uint64_t warmup_messages = 0;
     std::uint64_t warmup_failures = 0;

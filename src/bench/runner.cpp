@@ -149,15 +149,19 @@ std::optional<std::uint64_t> LoadRun::on_connection_over(Client&, bool failed) {
     return failed ? kRetryAfterFailureMs : 0;
 }
 
-void LoadRun::on_tls_established(std::string_view version, std::string_view cipher) {
+void LoadRun::on_tls_established(std::string_view version, std::string_view cipher, bool resumed) {
     if (report_.tls.empty()) {
         report_.tls = std::string(version) + " " + std::string(cipher);
+    }
+    if (phase_ == Phase::measure) {
+        ++report_.tls_handshakes;
+        report_.tls_resumed += resumed ? 1 : 0;
     }
 }
 
 // ---------------------------------------------------------------- idle
 
-void IdleRun::on_tls_established(std::string_view version, std::string_view cipher) {
+void IdleRun::on_tls_established(std::string_view version, std::string_view cipher, bool) {
     if (report_.tls.empty()) {
         report_.tls = std::string(version) + " " + std::string(cipher);
     }

@@ -30,7 +30,8 @@ class LoadRun final : private ClientEvents {
     void on_failure(const std::string& reason) override;
     void on_idle_ready(Client&) override {}
     std::optional<std::uint64_t> on_connection_over(Client& client, bool failed) override;
-    void on_tls_established(std::string_view version, std::string_view cipher) override;
+    void on_tls_established(std::string_view version, std::string_view cipher,
+                            bool resumed) override;
 
     void begin_window();
     void end_window();
@@ -64,7 +65,8 @@ class IdleRun final : private ClientEvents {
     void on_failure(const std::string& reason) override;
     void on_idle_ready(Client& client) override;
     std::optional<std::uint64_t> on_connection_over(Client& client, bool failed) override;
-    void on_tls_established(std::string_view version, std::string_view cipher) override;
+    void on_tls_established(std::string_view version, std::string_view cipher,
+                            bool resumed) override;
 
     void open_more();
     void settled();

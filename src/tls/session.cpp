@@ -11,6 +11,12 @@
 namespace portcullis::tls {
 namespace {
 constexpr std::size_t kMaxRecordPlaintext = 16 * 1024;  // TLS's limit per record
+
+// Where an SSL's TlsSession is found from BoringSSL's callbacks.
+int session_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
 }  // namespace
 
 // The BIO BoringSSL reads ciphertext from and writes records to; its state is the
@@ -77,6 +83,7 @@ TlsSession::TlsSession(SSL_CTX* ctx, Role role, const std::string& server_name)
     BIO_set_data(transport, this);
     BIO_set_init(transport, 1);
     SSL_set_bio(ssl_, transport, transport);  // one reference, owned by ssl_
+    SSL_set_ex_data(ssl_, session_index(), this);
     if (role == Role::server) {
         SSL_set_accept_state(ssl_);
     } else {
@@ -197,6 +204,27 @@ TlsSession::Status TlsSession::receive(std::string_view ciphertext, std::string&
 
 bool TlsSession::resumed() const {
     return SSL_session_reused(ssl_) == 1;
+}
+
+void TlsSession::keep_issued_sessions(SSL_CTX* ctx) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+}
+
+// BoringSSL hands over a session it got from the server (returning 1 takes ownership).
+int TlsSession::on_new_session(SSL* ssl, SSL_SESSION* session) {
+    auto* self = static_cast<TlsSession*>(SSL_get_ex_data(ssl, session_index()));
+    if (self == nullptr) {
+        return 0;
+    }
+    self->issued_.reset(session);
+    return 1;
+}
+
+void TlsSession::offer_session(SSL_SESSION* session) {
+    if (session != nullptr) {
+        SSL_set_session(ssl_, session);  // takes its own reference
+    }
 }
 
 TlsSession::Status TlsSession::flush_pending(std::string& to_peer) {

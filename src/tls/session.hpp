@@ -50,6 +50,15 @@ class TlsSession {
     bool established() const { return established_; }
     // The handshake resumed an earlier session (a session ticket was accepted).
     bool resumed() const;
+
+    // Client role: keep the sessions (tickets) servers issue on connections made with
+    // `ctx`, for take_issued_session(). Once per context, before its first session.
+    static void keep_issued_sessions(SSL_CTX* ctx);
+    // Client role, before start(): offer `session` to the server for resumption.
+    void offer_session(SSL_SESSION* session);
+    // Client role: the newest session the server issued on this connection (null when
+    // none arrived); the caller owns it.
+    bssl::UniquePtr<SSL_SESSION> take_issued_session() { return std::move(issued_); }
     std::string_view version() const;
     std::string_view cipher() const;
     const std::string& error() const { return error_; }
@@ -64,8 +73,10 @@ class TlsSession {
     int read_ciphertext(char* out, int length);
     int write_ciphertext(const char* data, int length);
     void keep_unread_input();
+    static int on_new_session(SSL* ssl, SSL_SESSION* session);
 
     SSL* ssl_ = nullptr;
+    bssl::UniquePtr<SSL_SESSION> issued_;  // client role, keep_issued_sessions()
     // Ciphertext not yet read by BoringSSL: a view of the caller's buffer during
     // receive(), and whatever was left of it (normally nothing) in held_input_.
     std::string_view input_;
