@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 #include <cctype>
 
 namespace portcullis::bench {
@@ -41,6 +42,10 @@ Client::Client(uv_loop_t* loop, const ClientSetup& setup, ClientEvents& events)
     : loop_(loop), setup_(setup), events_(events), reply_timer_(loop), defer_timer_(loop) {}
 
 Client::~Client() = default;
+
+void Client::set_first_session_quota(unsigned messages) {
+    first_quota_ = std::max(1u, messages);
+}
 
 int Client::expected_code(Expect e) {
     switch (e) {
@@ -97,6 +102,9 @@ const char* Client::expect_name(Expect e) {
 
 void Client::connect() {
     teardown();
+    if (first_quota_ > 0) {
+        session_quota_ = std::exchange(first_quota_, 0u);
+    }
     over_ = false;
     stream_ = std::make_unique<net::TcpStream>(loop_);
     stream_->set_handler(this);
@@ -145,6 +153,7 @@ void Client::teardown() {
     wants_message_ = false;
     idle_ready_ = false;
     sent_in_session_ = 0;
+    session_quota_ = setup_.options->messages_per_connection;
 }
 
 void Client::fail(std::string reason) {
@@ -426,7 +435,7 @@ void Client::message_done() {
     if (over_) {
         return;
     }
-    if (++sent_in_session_ < setup_.options->messages_per_connection) {
+    if (++sent_in_session_ < session_quota_) {
         next_message();
     } else {
         send_expecting(setup_.script->quit, Expect::quit);

@@ -57,6 +57,8 @@ struct ClientSetup {
 class Client final : private net::StreamHandler {
   public:
     Client(uv_loop_t* loop, const ClientSetup& setup, ClientEvents& events);
+    // --stagger: this many messages (at least 1) in the first connection only.
+    void set_first_session_quota(unsigned messages);
     ~Client() override;
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
@@ -133,6 +135,8 @@ class Client final : private net::StreamHandler {
     bool wants_message_ = false;
     bool idle_ready_ = false;
     unsigned sent_in_session_ = 0;
+    unsigned session_quota_ = 0;  // messages before QUIT in this connection
+    unsigned first_quota_ = 0;    // --stagger: the first connection's, then 0
     std::uint64_t message_started_ns_ = 0;
 };
 

@@ -101,4 +101,13 @@ Script make_script(const Options& o) {
     return s;
 }
 
+unsigned staggered_first_session(unsigned index, unsigned clients, unsigned per_connection) {
+    if (clients == 0 || per_connection == 0) {
+        return 1;
+    }
+    const auto skip =
+        static_cast<unsigned>(std::uint64_t{index % clients} * per_connection / clients);
+    return std::max(1u, per_connection - skip);
+}
+
 }  // namespace portcullis::bench

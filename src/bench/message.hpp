@@ -38,4 +38,9 @@ std::string dot_stuff(std::string_view content);
 
 std::string base64(std::string_view bytes);
 
+// --stagger: the messages client `index` of `clients` sends on its first connection
+// (then `per_connection` each), so that the clients' reconnects are spread evenly over
+// a cycle instead of coming all at once. Never 0.
+unsigned staggered_first_session(unsigned index, unsigned clients, unsigned per_connection);
+
 }  // namespace portcullis::bench

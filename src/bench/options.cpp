@@ -159,6 +159,9 @@ void add_load_options(CLI::App& app, Options& o, RawOptions& raw) {
     app.add_option("--warmup,-w", o.warmup_s, "seconds of load before measuring")
         ->capture_default_str();
     app.add_option("--rate,-r", o.rate, "cap on messages/s over all clients (0 = no cap)");
+    app.add_flag("--stagger", o.stagger,
+                 "spread reconnects: client i's first connection carries n - i*n/clients "
+                 "messages, so connections end evenly over time instead of all together");
     app.add_flag("--resume", o.resume,
                  "resume TLS sessions: each client offers the ticket of its last connection, "
                  "as mail clients do");

@@ -31,6 +31,7 @@ struct Options {
     double warmup_s = 2.0;
     double rate = 0.0;        // messages/s over all clients; 0 = as fast as possible
     bool pipelining = true;   // used only when the server advertises it
+    bool stagger = false;     // spread the clients' reconnects evenly (see --stagger)
     bool resume = false;      // offer the last connection's TLS session (ticket) when reconnecting
     double timeout_s = 30.0;  // longest wait for any one reply
     std::uint64_t max_failures = 10000;  // the run stops early past this many

@@ -35,9 +35,14 @@ LoadReport LoadRun::run() {
     if (options_.rate > 0) {
         pacer_ = std::make_unique<Pacer>(loop_, options_.rate);
     }
+    const unsigned n = options_.messages_per_connection;
     for (unsigned i = 0; i < options_.clients; ++i) {
         clients_.push_back(
             std::make_unique<Client>(loop_, setup_, static_cast<ClientEvents&>(*this)));
+        if (options_.stagger) {
+            clients_.back()->set_first_session_quota(
+                staggered_first_session(i, options_.clients, n));
+        }
     }
     for (auto& client : clients_) {
         client->connect();

@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "bench/message.hpp"
 
@@ -69,4 +72,21 @@ TEST_CASE("the script carries the credentials and envelope", "[bench]") {
     REQUIRE(s.rcpt == "RCPT TO:<r@example.net>\r\n");
     REQUIRE(s.body.size() >= 103);
     REQUIRE(s.body.substr(s.body.size() - 5) == "\r\n.\r\n");
+}
+
+TEST_CASE("--stagger spreads the first connections' ends evenly", "[bench]") {
+    using portcullis::bench::staggered_first_session;
+    std::vector<unsigned> quotas;
+    for (unsigned i = 0; i < 50; ++i) {
+        quotas.push_back(staggered_first_session(i, 50, 100));
+    }
+    CHECK(quotas.front() == 100);
+    CHECK(quotas[1] == 98);
+    CHECK(quotas.back() == 2);
+    CHECK(std::adjacent_find(quotas.begin(), quotas.end(), std::less_equal<>()) == quotas.end());
+    // more clients than messages: some end together, none sends nothing
+    CHECK(staggered_first_session(7, 8, 1) == 1);
+    CHECK(staggered_first_session(7, 8, 4) == 1);
+    CHECK(staggered_first_session(4, 8, 4) == 2);
+    CHECK(staggered_first_session(0, 0, 5) == 1);
 }
