@@ -15,22 +15,24 @@ bool decode_once(std::string_view stream, std::uint64_t content_size, std::size_
     smtp::DataDecoder decoder(smtp::BarePolicy::reject);
     std::size_t offset = 0;
     while (offset < stream.size()) {
-        std::string_view piece = stream.substr(offset, chunk);
-        std::size_t passed = 0;
+        const std::string_view piece = stream.substr(offset, chunk);
+        // as the session does (--codec-chunk is at least kHeldLineMax, so a piece is
+        // never all one held line)
+        const bool more = offset + piece.size() < stream.size();
+        std::size_t consumed = 0;
+        bool finished = false;
         if (pass_first) {
-            // as the session: an unfinished last line waits for the next piece (a
-            // piece that is all one unfinished line goes now: nothing more would come)
-            const std::size_t ready = smtp::ready_for_decoding(piece);
-            if (ready > 0 && offset + piece.size() < stream.size()) {
-                piece = piece.substr(0, ready);
-            }
-            passed = decoder.pass_plain_lines(piece);
-            piece.remove_prefix(passed);
+            const auto result = decoder.next_chunk(piece, out, more);
+            consumed = result.consumed;
+            finished = result.finished;
+        } else {
+            out.clear();
+            const auto result = decoder.feed(piece, out);
+            consumed = result.consumed;
+            finished = result.finished;
         }
-        out.clear();
-        const auto result = decoder.feed(piece, out);
-        offset += passed + result.consumed;
-        if (result.finished) {
+        offset += consumed;
+        if (finished) {
             return offset == stream.size() && decoder.message_size() == content_size &&
                    !decoder.bare_line_ending_seen();
         }

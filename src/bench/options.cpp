@@ -6,6 +6,9 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <string>
+
+#include "smtp/data_codec.hpp"
 
 namespace portcullis::bench {
 namespace {
@@ -58,8 +61,10 @@ void split_target(const std::string& target, Options& out) {
 void validate(Options& o) {
     if (o.codec) {
         o.auth = AuthMech::none;  // no server is involved
-        if (o.codec_chunk == 0) {
-            throw CLI::ValidationError("--codec-chunk", "must be at least 1 byte");
+        if (o.codec_chunk < smtp::kHeldLineMax) {
+            throw CLI::ValidationError("--codec-chunk",
+                                       "must be at least " + std::to_string(smtp::kHeldLineMax) +
+                                           " bytes (the longest unfinished line held back)");
         }
     }
     if (o.auth != AuthMech::none && o.idle == 0 && (o.user.empty() || o.password.empty())) {

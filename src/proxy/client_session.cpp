@@ -1022,25 +1022,14 @@ void ClientSession::check_header_from(std::string_view chunk, bool at_end) {
 }
 
 bool ClientSession::pump_data() {
-    std::string_view input = std::string_view(in_).substr(in_pos_);
-    input = input.substr(0, smtp::ready_for_decoding(input));
-    if (input.empty()) {
+    // A chunk of plain lines (the usual case) goes to the backend straight from the
+    // input buffer; only other chunks are re-encoded into data_out_.
+    const auto result =
+        decoder_->next_chunk(std::string_view(in_).substr(in_pos_), data_out_, true);
+    if (result.consumed == 0 && !result.finished) {
         return false;  // an unfinished line: wait for more
     }
-    // Lines that re-encode to themselves are their own wire form. When the chunk is
-    // only such lines (the usual case, with the unfinished line held back), it goes to
-    // the backend straight from the input buffer, without a copy; otherwise the whole
-    // chunk is re-encoded into data_out_.
-    const std::size_t plain = decoder_->pass_plain_lines(input);
-    smtp::DataDecoder::Result result{plain, false};
-    std::string_view out = input.substr(0, plain);
-    if (plain < input.size()) {
-        data_out_.reserve(input.size() + input.size() / 8 + 64);  // room for dot-stuffing
-        data_out_.append(out);
-        result = decoder_->feed(input.substr(plain), data_out_);
-        result.consumed += plain;
-        out = data_out_;
-    }
+    const std::string_view out = result.wire;
     in_pos_ += result.consumed;
     // Judge the chunk before any of it leaves: a chunk with a bare line ending, past
     // the size limit or with a refused header From never reaches the backend.

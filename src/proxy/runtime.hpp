@@ -125,8 +125,8 @@ struct Runtime {
     BackendState backends{util::steady_clock()};  // health and capabilities of the backends
     // Session-ticket keys for every snapshot's TLS context: resumption works across
     // workers and reloads. The interval is the config's ([tls] ticket_key_rotation).
-    std::shared_ptr<tls::TicketKeys> ticket_keys =
-        std::make_shared<tls::TicketKeys>(util::steady_clock(), std::chrono::hours(12));
+    std::shared_ptr<tls::TicketKeys> ticket_keys = std::make_shared<tls::TicketKeys>(
+        util::steady_clock(), config::TlsConfig{}.ticket_key_rotation);
 };
 
 }  // namespace portcullis::proxy

@@ -137,6 +137,21 @@ std::size_t DataDecoder::pass_plain_lines(std::string_view in) {
     return static_cast<std::size_t>(skip_plain_lines(begin, begin + in.size()) - begin);
 }
 
+DataDecoder::Chunk DataDecoder::next_chunk(std::string_view in, std::string& out, bool more_input) {
+    out.clear();
+    if (more_input) {
+        in = in.substr(0, ready_for_decoding(in));
+    }
+    const std::size_t plain = pass_plain_lines(in);
+    if (plain == in.size()) {
+        return {plain, false, in};
+    }
+    out.reserve(in.size() + in.size() / 8 + 64);  // room for dot-stuffing
+    out.append(in.substr(0, plain));
+    const Result rest = feed(in.substr(plain), out);
+    return {plain + rest.consumed, rest.finished, out};
+}
+
 DataDecoder::Step DataDecoder::step(char c, std::string& out) {
     switch (state_) {
         case State::line_start:

@@ -41,6 +41,18 @@ class DataDecoder {
     // line is not such a line (or is unfinished), or in the middle of a line.
     std::size_t pass_plain_lines(std::string_view in);
 
+    struct Chunk {
+        std::size_t consumed = 0;  // bytes of `in` used (a held unfinished line is not)
+        bool finished = false;     // end of data seen (not part of `wire`)
+        std::string_view wire;     // the re-encoded bytes: a view of `in` when every
+                                   // line passed as it is, else of `out`
+    };
+    // How a streaming caller drives the decoder, in one place: decodes what is ready
+    // of `in` (all of it, or with `more_input` all but a short unfinished last line:
+    // ready_for_decoding), passing plain lines without a copy; only a chunk with other
+    // lines is re-encoded into `out` (cleared first).
+    Chunk next_chunk(std::string_view in, std::string& out, bool more_input);
+
     // A bare CR or LF was seen before the end (under either policy; under `normalize`
     // it is informational and the message stays deliverable). Under `reject` the
     // bytes appended to `out` by the feed() call that set it, and by later calls, carry

@@ -19,28 +19,26 @@ using namespace portcullis::smtp;
 
 namespace {
 
-// session: as the gateway's session calls it: an unfinished last line of the first
-// chunk is held for the second (ready_for_decoding), and each chunk goes through
-// pass_plain_lines() first, its run forwarded as is.
+// session: through next_chunk(), as the gateway's session calls it: an unfinished last
+// line of the first chunk is held for the second (ready_for_decoding), and plain lines
+// are forwarded as they are.
 model::Decoded run(std::string_view in, BarePolicy policy, std::size_t cut, bool session = false) {
     DataDecoder decoder(policy);
     model::Decoded d;
     std::size_t start = 0;
     for (const std::size_t end : {cut, in.size()}) {
-        std::string_view chunk = in.substr(start, end - start);
-        if (session && end < in.size()) {
-            chunk = chunk.substr(0, ready_for_decoding(chunk));
-        }
-        const std::size_t ready = chunk.size();
-        std::size_t passed = 0;
+        const std::string_view chunk = in.substr(start, end - start);
+        const bool more = end < in.size();
+        const std::size_t ready = more && session ? ready_for_decoding(chunk) : chunk.size();
+        DataDecoder::Result r;
         if (session) {
-            passed = decoder.pass_plain_lines(chunk);
-            FUZZ_CHECK(passed <= chunk.size());
-            d.out.append(chunk.substr(0, passed));
-            chunk.remove_prefix(passed);
+            std::string scratch;
+            const auto c = decoder.next_chunk(chunk, scratch, more);
+            d.out.append(c.wire);
+            r = {c.consumed, c.finished};
+        } else {
+            r = decoder.feed(chunk, d.out);
         }
-        auto r = decoder.feed(chunk, d.out);
-        r.consumed += passed;
         d.consumed += r.consumed;
         if (r.finished) {
             d.finished = true;

@@ -17,8 +17,8 @@ namespace {
 enum class Caller {
     feed_only,       // every chunk through feed()
     pass_then_feed,  // pass_plain_lines() forwards its run as is, then feed()
-    session,         // as the session: an unfinished last line is held for the next
-                     // chunk (ready_for_decoding), then pass, then feed
+    session,         // next_chunk(), as the session calls it: an unfinished last line
+                     // is held for the next chunk (ready_for_decoding), then pass, then feed
 };
 
 // Feeds `in` split at `cuts` (sorted offsets), stopping at the end of data like a
@@ -32,8 +32,21 @@ model::Decoded run(std::string_view in, BarePolicy policy, const std::vector<std
     bounds.push_back(in.size());
     for (const std::size_t end : bounds) {
         std::string_view chunk = in.substr(start, end - start);
-        if (caller == Caller::session && end < in.size()) {
-            chunk = chunk.substr(0, portcullis::smtp::ready_for_decoding(chunk));
+        const bool more = end < in.size();
+        if (caller == Caller::session) {
+            const std::size_t ready =
+                more ? portcullis::smtp::ready_for_decoding(chunk) : chunk.size();
+            std::string scratch;
+            const auto c = decoder.next_chunk(chunk, scratch, more);
+            d.out.append(c.wire);
+            d.consumed += c.consumed;
+            if (c.finished) {
+                d.finished = true;
+                break;
+            }
+            REQUIRE(c.consumed == ready);
+            start += ready;  // a held line is the start of the next chunk
+            continue;
         }
         const std::size_t ready = chunk.size();
         std::size_t passed = 0;
