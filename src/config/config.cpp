@@ -5,6 +5,9 @@
 //   [tls]
 //   certificate = "a.pem" or ["ecdsa.pem", "rsa.pem"]   # one or more chains, leaf first
 //   private_key = "a.key" or ["ecdsa.key", "rsa.key"]   # paired with certificate by position
+//   session_tickets = true, ticket_key_rotation = "12h"  # resumption (1m..7d)
+//   signing_threads = 2         # handshake signatures off the loops; default one per
+//                               # worker, 0 = each loop signs itself
 //
 //   [backend]
 //   reply_timeout = "5m"        # longest wait for any backend reply
@@ -516,6 +519,9 @@ void read_tls(const toml::table* table, const Listeners& listeners,
         }
         if (auto v = r.boolean("session_tickets")) {
             out.session_tickets = *v;
+        }
+        if (auto v = r.integer("signing_threads", 0, 64)) {
+            out.signing_threads = static_cast<unsigned>(*v);
         }
         if (auto v = r.duration("ticket_key_rotation", false)) {
             if (*v < std::chrono::minutes(1) || *v > std::chrono::hours(24 * 7)) {

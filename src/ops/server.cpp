@@ -45,6 +45,10 @@ void print_load_error(const std::exception& error) {
     std::cerr << error.what() << "\n";
 }
 
+// Signing threads run a little below the loops: an established session's next message
+// goes first, a handshake's signature right after.
+constexpr int kSigningNice = 5;
+
 unsigned worker_count(const config::Config& cfg) {
     if (cfg.server.workers > 0) {
         return cfg.server.workers;
@@ -285,6 +289,9 @@ int serve(const std::filesystem::path& config_file) {
     // Warm the dummy hash now so the first unknown-user login is not slower than others.
     auth::dummy_hash(cfg.auth.hashing);
 
+    if (const unsigned signers = cfg.tls.signing_threads.value_or(worker_count(cfg)); signers > 0) {
+        runtime.signing_pool = std::make_unique<util::WorkPool>(signers, kSigningNice);
+    }
     std::vector<std::unique_ptr<Worker>> workers;
     try {
         for (const auto& listener : cfg.listeners) {

@@ -14,6 +14,9 @@ namespace portcullis::ops {
 namespace {
 // How long a load balancer has to send its PROXY header after connecting.
 constexpr std::uint64_t kProxyHeaderTimeoutMs = 10'000;
+// Signatures queued in the signing pool from one loop; beyond that the loop signs
+// itself (a burst of handshakes is slowed, never refused).
+constexpr std::size_t kMaxPendingSignatures = 256;
 }  // namespace
 
 // A connection refused at accept time (over a connection limit): it gets one 421
@@ -51,6 +54,10 @@ Worker::Worker(unsigned index, proxy::Runtime& runtime, const config::Config& cf
         std::make_unique<state::SharedState>(&loop_, runtime.abuse.rates, runtime.abuse.logins);
     state_->warm_up(cfg.state);
     wakeup_ = std::make_unique<net::Async>(&loop_, [this] { on_wakeup(); });
+    if (runtime.signing_pool) {
+        signer_ = std::make_unique<proxy::LoopSigner>(&loop_, *runtime.signing_pool,
+                                                      kMaxPendingSignatures);
+    }
     for (const auto& listener : cfg.listeners) {
         // Resolved once here, so that counting a connection is one atomic add.
         prometheus::Counter* accepted = &metrics().listener_connections(listener.address.text());
@@ -72,6 +79,7 @@ Worker::~Worker() {
     listeners_.clear();
     reaper_.reset();
     wakeup_.reset();
+    signer_.reset();
     state_.reset();  // closes the Redis connection's poll handle
     // Let libuv run the close callbacks of everything closed above, then close the loop.
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -300,7 +308,8 @@ void Worker::maybe_finish() {
         return;
     }
     reaper_.reset();
-    state_.reset();  // the Redis connection's handles would keep the loop running
+    state_.reset();   // the Redis connection's handles would keep the loop running
+    signer_.reset();  // and so would its wakeup handle; no session waits for it now
     std::lock_guard lock(wakeup_mutex_);
     wakeup_.reset();
 }

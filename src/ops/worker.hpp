@@ -14,6 +14,7 @@
 #include "net/listener.hpp"
 #include "net/stream.hpp"
 #include "proxy/client_session.hpp"
+#include "proxy/loop_signer.hpp"
 #include "proxy/proxy_handshake.hpp"
 #include "proxy/runtime.hpp"
 
@@ -47,6 +48,7 @@ class Worker final : public proxy::SessionHost {
     uv_loop_t* loop() override { return &loop_; }
     proxy::Runtime& runtime() override { return runtime_; }
     state::SharedState& shared_state() override { return *state_; }
+    tls::Signer* signer() override { return signer_.get(); }
     void retire(proxy::ClientSession* session) override;
     void retire_refused(RefusedConnection* connection);
 
@@ -78,6 +80,7 @@ class Worker final : public proxy::SessionHost {
     std::vector<std::unique_ptr<proxy::ProxyHandshake>> handshakes_retired_;
     std::unique_ptr<net::Timer> reaper_;
     std::unique_ptr<state::SharedState> state_;  // this loop's Redis connection, if any
+    std::unique_ptr<proxy::LoopSigner> signer_;  // null when the loops sign themselves
     std::mutex wakeup_mutex_;  // request_*() from other threads vs. maybe_finish()
     std::unique_ptr<net::Async> wakeup_;
     std::atomic<bool> drain_requested_{false};

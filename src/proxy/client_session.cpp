@@ -157,8 +157,7 @@ void ClientSession::start(std::string_view early_input) {
               {"listener", listener_.address.text()},
               {"proxy", proxy_peer_}});
     if (listener_.tls == config::ListenerTls::implicit) {
-        tls_ =
-            std::make_unique<tls::TlsSession>(snapshot_->tls.get(), tls::TlsSession::Role::server);
+        begin_tls();
     }
     reply_text(smtp::greeting(cfg().server.hostname));
     client_->start_reading();
@@ -499,7 +498,13 @@ void ClientSession::start_tls() {
     reader_ = smtp::LineReader(smtp::kMaxCommandLine);
     helo_done_ = false;
     helo_name_.clear();
+    begin_tls();
+}
+
+void ClientSession::begin_tls() {
     tls_ = std::make_unique<tls::TlsSession>(snapshot_->tls.get(), tls::TlsSession::Role::server);
+    // The signature comes back on this loop; the handshake goes on as if bytes arrived.
+    tls_->sign_with(host_.signer(), [this] { on_stream_data({}); });
 }
 
 // --------------------------------------------------------------------- AUTH

@@ -42,6 +42,8 @@ class SessionHost {
     virtual Runtime& runtime() = 0;
     // Where rate limits and lockouts are decided (this process or Redis); one per loop.
     virtual state::SharedState& shared_state() = 0;
+    // Where this loop's TLS sessions get their handshake signatures (null = sign here).
+    virtual tls::Signer* signer() = 0;
     // Hands the finished session back; it is destroyed on a later loop turn.
     virtual void retire(ClientSession* session) = 0;
 };
@@ -167,6 +169,7 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     void flush_replies();
     void send_to_client(std::string_view bytes);
     void start_tls();
+    void begin_tls();  // the server side of TLS on this connection (implicit or STARTTLS)
 
     // backend
     bool ensure_upstream();

@@ -21,6 +21,7 @@
 #include "policy/rate_limiter.hpp"
 #include "tls/ticket_keys.hpp"
 #include "util/clock.hpp"
+#include "util/work_pool.hpp"
 
 namespace portcullis::proxy {
 
@@ -127,6 +128,9 @@ struct Runtime {
     // workers and reloads. The interval is the config's ([tls] ticket_key_rotation).
     std::shared_ptr<tls::TicketKeys> ticket_keys = std::make_shared<tls::TicketKeys>(
         util::steady_clock(), config::TlsConfig{}.ticket_key_rotation);
+    // Where full handshakes' signatures are made ([tls] signing_threads at start); null =
+    // each event loop signs itself.
+    std::unique_ptr<util::WorkPool> signing_pool;
 };
 
 }  // namespace portcullis::proxy

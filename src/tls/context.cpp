@@ -12,6 +12,8 @@
 #include <cstring>
 #include <vector>
 
+#include "tls/session.hpp"
+
 namespace portcullis::tls {
 namespace {
 
@@ -270,6 +272,7 @@ SslCtxPtr make_server_context(const config::TlsConfig& tls, std::shared_ptr<Tick
                                    last_ssl_error()));
     }
     SSL_CTX_set_select_certificate_cb(ctx.get(), select_certificate);
+    TlsSession::install_key_method(ctx.get());  // signatures may be made off the loop
     SSL_CTX_set_ex_data(ctx.get(), store_index(), store.release());
     configure_session_tickets(ctx.get(), tls, std::move(keys));
     return ctx;

@@ -158,7 +158,8 @@ TlsSession::Status TlsSession::advance(std::string& plain, std::string& to_peer)
         const int rc = SSL_do_handshake(ssl_);
         if (rc != 1) {
             const int code = SSL_get_error(ssl_, rc);
-            if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) {
+            if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE ||
+                code == SSL_ERROR_WANT_PRIVATE_KEY_OPERATION) {
                 return Status::ok;
             }
             return fail(rc);
@@ -219,6 +220,87 @@ int TlsSession::on_new_session(SSL* ssl, SSL_SESSION* session) {
     }
     self->issued_.reset(session);
     return 1;
+}
+
+// ---------------------------------------------------------------- signatures
+
+struct TlsSession::PendingSignature {
+    bool finished = false;
+    std::vector<std::uint8_t> signature;  // empty when it failed
+    std::function<void()> ready;
+};
+
+namespace {
+
+ssl_private_key_result_t copy_signature(const std::vector<std::uint8_t>& signature,
+                                        std::uint8_t* out, std::size_t* out_length,
+                                        std::size_t max_out) {
+    if (signature.empty() || signature.size() > max_out) {
+        return ssl_private_key_failure;
+    }
+    std::memcpy(out, signature.data(), signature.size());
+    *out_length = signature.size();
+    return ssl_private_key_success;
+}
+
+}  // namespace
+
+void TlsSession::install_key_method(SSL_CTX* ctx) {
+    static const SSL_PRIVATE_KEY_METHOD method{sign, decrypt, complete};
+    SSL_CTX_set_private_key_method(ctx, &method);
+}
+
+void TlsSession::sign_with(Signer* signer, std::function<void()> ready) {
+    signer_ = signer;
+    signature_ready_ = std::move(ready);
+}
+
+ssl_private_key_result_t TlsSession::sign(SSL* ssl, std::uint8_t* out, std::size_t* out_length,
+                                          std::size_t max_out, std::uint16_t algorithm,
+                                          const std::uint8_t* in, std::size_t in_length) {
+    auto* self = static_cast<TlsSession*>(SSL_get_ex_data(ssl, session_index()));
+    EVP_PKEY* key = SSL_get_privatekey(ssl);  // the certificate's, as select_certificate set it
+    if (self == nullptr || key == nullptr) {
+        return ssl_private_key_failure;
+    }
+    SignatureRequest request{bssl::UpRef(key), algorithm, {in, in + in_length}};
+    if (self->signer_ == nullptr) {
+        return copy_signature(make_signature(request), out, out_length, max_out);
+    }
+    auto pending = std::make_shared<PendingSignature>();
+    pending->ready = self->signature_ready_;
+    self->pending_signature_ = pending;
+    self->signer_->start(std::move(request),
+                         [weak = std::weak_ptr(pending)](std::vector<std::uint8_t> signature) {
+                             const auto owner = weak.lock();
+                             if (!owner) {
+                                 return;  // the session is gone
+                             }
+                             owner->signature = std::move(signature);
+                             owner->finished = true;
+                             const auto ready = owner->ready;  // may destroy the session
+                             ready();
+                         });
+    return ssl_private_key_retry;
+}
+
+// Only RSA key exchange decrypts, and no suite we offer uses it.
+ssl_private_key_result_t TlsSession::decrypt(SSL*, std::uint8_t*, std::size_t*, std::size_t,
+                                             const std::uint8_t*, std::size_t) {
+    return ssl_private_key_failure;
+}
+
+ssl_private_key_result_t TlsSession::complete(SSL* ssl, std::uint8_t* out, std::size_t* out_length,
+                                              std::size_t max_out) {
+    auto* self = static_cast<TlsSession*>(SSL_get_ex_data(ssl, session_index()));
+    if (self == nullptr || self->pending_signature_ == nullptr) {
+        return ssl_private_key_failure;
+    }
+    if (!self->pending_signature_->finished) {
+        return ssl_private_key_retry;
+    }
+    const auto pending = std::move(self->pending_signature_);
+    return copy_signature(pending->signature, out, out_length, max_out);
 }
 
 void TlsSession::offer_session(SSL_SESSION* session) {

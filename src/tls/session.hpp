@@ -7,9 +7,12 @@
 
 #include <openssl/ssl.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "tls/signing.hpp"
 
 namespace portcullis::tls {
 
@@ -34,6 +37,17 @@ class TlsSession {
     // Encrypts application data. Before the handshake is done the data is held and
     // sent once it completes.
     Status send(std::string_view plain, std::string& to_peer);
+
+    // Server role, before the handshake: make the handshake signature with `signer`
+    // (null = in the call that needs it). While it is away the handshake waits
+    // (awaiting_signature()); `ready` runs when it is back (on the signer's thread, the
+    // owner's own), and the owner then calls receive() with no new ciphertext.
+    void sign_with(Signer* signer, std::function<void()> ready);
+    bool awaiting_signature() const { return pending_signature_ != nullptr; }
+
+    // Server contexts: BoringSSL asks this session's signer for handshake signatures
+    // (see sign_with()); sessions without one sign with the context's key in the call.
+    static void install_key_method(SSL_CTX* ctx);
 
     // Starts a client handshake (ClientHello into `to_peer`).
     Status start(std::string& to_peer);
@@ -74,9 +88,24 @@ class TlsSession {
     int write_ciphertext(const char* data, int length);
     void keep_unread_input();
     static int on_new_session(SSL* ssl, SSL_SESSION* session);
+    // BoringSSL's private-key method (install_key_method).
+    struct PendingSignature;
+    static ssl_private_key_result_t sign(SSL* ssl, std::uint8_t* out, std::size_t* out_length,
+                                         std::size_t max_out, std::uint16_t algorithm,
+                                         const std::uint8_t* in, std::size_t in_length);
+    static ssl_private_key_result_t decrypt(SSL* ssl, std::uint8_t* out, std::size_t* out_length,
+                                            std::size_t max_out, const std::uint8_t* in,
+                                            std::size_t in_length);
+    static ssl_private_key_result_t complete(SSL* ssl, std::uint8_t* out, std::size_t* out_length,
+                                             std::size_t max_out);
 
     SSL* ssl_ = nullptr;
     bssl::UniquePtr<SSL_SESSION> issued_;  // client role, keep_issued_sessions()
+    Signer* signer_ = nullptr;
+    std::function<void()> signature_ready_;
+    // The signature on its way; the signer's callback holds only a weak reference, so
+    // a session closed meanwhile simply never hears of it.
+    std::shared_ptr<PendingSignature> pending_signature_;
     // Ciphertext not yet read by BoringSSL: a view of the caller's buffer during
     // receive(), and whatever was left of it (normally nothing) in held_input_.
     std::string_view input_;
