@@ -29,9 +29,11 @@
 # Usage: bench/compare.sh [--rounds N] [--duration S] [--warmup S] [--idle N]
 #                         [--scenarios "a b c d e f g"] [--out DIR] [--build-dir DIR]
 #                         [--portcullis BINARY] [--port-base P] [--no-install] [--profile]
-#                         [--backend-pipelining yes|no]
+#                         [--backend-pipelining yes|no] [--tls-keys "KEY = VALUE ..."]
 # --backend-pipelining: Portcullis's [backend] pipelining (default yes: like nginx, a
 #   client's pipelined MAIL/RCPT/DATA goes to the sink in one write; no = lock-step).
+# --tls-keys: extra lines for Portcullis's [tls] section ("; " between keys), for A/B
+#   runs, e.g. --tls-keys "signing_threads = 0" (handshake signatures on the loops).
 # --profile: instead of the table, run scenario a once per server and report system
 #   calls per message (perf stat), delayed ACKs (nstat), and for Portcullis a perf
 #   profile (top functions, self and inclusive) into OUT/profile.txt.
@@ -52,8 +54,9 @@ PORT_BASE=27000
 INSTALL=1
 PROFILE=0
 BACKEND_PIPELINING=yes
+TLS_KEYS=""
 
-usage() { sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -69,6 +72,7 @@ while [ $# -gt 0 ]; do
         --no-install) INSTALL=0; shift ;;
         --profile) PROFILE=1; shift ;;
         --backend-pipelining) BACKEND_PIPELINING=$2; shift 2 ;;
+        --tls-keys) TLS_KEYS=$2; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
     esac
@@ -220,6 +224,7 @@ write_portcullis_config() {
     PC_USERS="$dir/users.toml"
     : >"$PC_USERS"
     chmod 600 "$PC_USERS"
+    local tls_lines=${TLS_KEYS//; /$'\n'}
     PC_BASE=$(cat <<EOF
 [server]
 hostname = "gw.bench.test"
@@ -238,6 +243,7 @@ tls = "implicit"
 [tls]
 certificate = "$OUT/tls.crt"
 private_key = "$OUT/tls.key"
+$tls_lines
 
 [backend]
 address = "127.0.0.1:$SINK_PORT"

@@ -140,6 +140,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
     CHECK(c->tls.min_version == TlsVersion::tls1_2);
     CHECK(c->tls.session_tickets);
     CHECK(c->tls.ticket_key_rotation == 12h);
+    CHECK_FALSE(c->tls.signing_threads.has_value());  // one per worker
     CHECK(c->backend.connect_timeout == 10s);
     CHECK(c->backend.reply_timeout == 5min);
     CHECK(c->backend.data_reply_timeout == 10min);
@@ -177,6 +178,7 @@ private_key = ["tls/ecdsa.key", "../keys/rsa.key"]
 min_version = "1.3"
 session_tickets = false
 ticket_key_rotation = "90m"
+signing_threads = 0
 
 [backend]
 address = "mta.internal:2525"
@@ -219,6 +221,7 @@ level = "debug"
     CHECK(c->tls.min_version == TlsVersion::tls1_3);
     CHECK_FALSE(c->tls.session_tickets);
     CHECK(c->tls.ticket_key_rotation == 90min);
+    CHECK(c->tls.signing_threads == 0u);
     CHECK(c->backend.address.host == "mta.internal");
     CHECK(c->backend.address.port == 2525);
     CHECK(c->backend.connect_timeout == 1500ms);
@@ -991,4 +994,15 @@ TEST_CASE("ticket_key_rotation must be between 1m and 7d", "[config]") {
     CHECK(errors(tls + "ticket_key_rotation = \"8d\"\n") ==
           Errors{"test.toml:11:23: tls.ticket_key_rotation: must be between 1m and 7d"});
     CHECK(errors(tls + "ticket_key_rotation = \"7d\"\n").empty());
+}
+
+TEST_CASE("signing_threads is a count from 0 to 64", "[config]") {
+    const std::string tls = "[[listener]]\naddress = \"127.0.0.1:465\"\ntls = \"implicit\"\n" +
+                            backend_min + auth_min +
+                            "[tls]\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\n";
+    CHECK(errors(tls + "signing_threads = 65\n") ==
+          Errors{"test.toml:11:19: tls.signing_threads: must be between 0 and 64, got 65"});
+    CHECK(errors(tls + "signing_threads = -1\n").size() == 1);
+    CHECK(errors(tls + "signing_threads = \"2\"\n").size() == 1);
+    CHECK(errors(tls + "signing_threads = 64\n").empty());
 }
