@@ -61,6 +61,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         reg, "portcullis_tls_resumed_total",
                         "Client TLS handshakes that resumed a session (a ticket was accepted).")
                         .Add({});
+    auto& signatures = family<prometheus::Counter>(
+        reg, "portcullis_tls_signatures_total",
+        "Full handshakes' signatures given to the signing pool ([tls] signing_threads): "
+        "where=pool, or where=loop when the pool was full and the event loop signed.");
+    tls_signed_pool_ = &signatures.Add({{"where", "pool"}});
+    tls_signed_loop_ = &signatures.Add({{"where", "loop"}});
 
     auto& auth = family<prometheus::Counter>(
         reg, "portcullis_auth_attempts_total",

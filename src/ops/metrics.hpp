@@ -39,6 +39,11 @@ class Metrics {
     void tls_handshake(std::string_view version);  // "TLSv1.2", "TLSv1.3"; others: "other"
     void tls_resumed() { tls_resumed_->Increment(); }
     void tls_handshake_failed() { tls_failures_->Increment(); }
+    // A handshake signature handed to the signing pool, or made on the loop because the
+    // pool was full.
+    void tls_signature(bool on_pool) {
+        (on_pool ? tls_signed_pool_ : tls_signed_loop_)->Increment();
+    }
     void auth(AuthMechanism mechanism, AuthResult result);
     void lockout_started() { lockouts_->Increment(); }
     void message(MessageResult result);
@@ -75,6 +80,8 @@ class Metrics {
     std::array<prometheus::Counter*, 3> tls_versions_{};  // TLSv1.2, TLSv1.3, other
     prometheus::Counter* tls_failures_ = nullptr;
     prometheus::Counter* tls_resumed_ = nullptr;
+    prometheus::Counter* tls_signed_pool_ = nullptr;
+    prometheus::Counter* tls_signed_loop_ = nullptr;
     std::array<std::array<prometheus::Counter*, 4>, 2> auth_{};  // [mechanism][result]
     prometheus::Counter* lockouts_ = nullptr;
     std::array<prometheus::Counter*, 3> messages_{};

@@ -4,6 +4,8 @@
 #include <utility>
 #include <vector>
 
+#include "ops/metrics.hpp"
+
 namespace portcullis::proxy {
 
 // Finished signatures waiting for their loop. `wakeup` is only touched under `mutex`
@@ -45,9 +47,11 @@ void LoopSigner::start(tls::SignatureRequest request, Done done) {
     auto job = [inbox = inbox_, shared, done = std::move(done)] {
         inbox->post(done, tls::make_signature(*shared));
     };
-    if (!pool_.submit(job, max_pending_)) {
+    const bool queued = pool_.submit(job, max_pending_);
+    if (!queued) {
         job();  // the pool is full: sign here, rather than fail the handshake
     }
+    ops::metrics().tls_signature(queued);
 }
 
 void LoopSigner::deliver() {
