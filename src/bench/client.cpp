@@ -431,7 +431,7 @@ void Client::start_message() {
 }
 
 void Client::message_done() {
-    events_.on_message(uv_hrtime() - message_started_ns_);
+    events_.on_message(uv_hrtime() - message_started_ns_, sent_in_session_ == 0);
     if (over_) {
         return;
     }

@@ -33,7 +33,9 @@ class ClientEvents {
     // Rate cap: true = send the next message now; false = the owner calls
     // Client::start_message() later.
     virtual bool may_start_message(Client& client) = 0;
-    virtual void on_message(std::uint64_t latency_ns) = 0;
+    // `first`: the first message of its session (its time includes what the server does
+    // before the first transaction, such as opening its backend connection).
+    virtual void on_message(std::uint64_t latency_ns, bool first) = 0;
     virtual void on_session() = 0;
     virtual void on_failure(const std::string& reason) = 0;
     // Idle mode: the connection reached its idle state (greeting read, TLS done).

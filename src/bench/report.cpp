@@ -79,6 +79,13 @@ void print_load_text(const Options& o, const LoadReport& r, std::ostream& out) {
                        megabytes(o, r.messages) / std::max(r.elapsed_s, 1e-9));
     out << fmt::format("latency     p50 {:.3f} ms  p90 {:.3f} ms  p99 {:.3f} ms  max {:.3f} ms\n",
                        r.latency.p50_ms, r.latency.p90_ms, r.latency.p99_ms, r.latency.max_ms);
+    if (r.first_latency.count > 0 && r.later_latency.count > 0) {
+        out << fmt::format(
+            "  first     p50 {:.3f} ms  p99 {:.3f} ms  ({} first messages of their sessions)\n"
+            "  later     p50 {:.3f} ms  p99 {:.3f} ms\n",
+            r.first_latency.p50_ms, r.first_latency.p99_ms, r.first_latency.count,
+            r.later_latency.p50_ms, r.later_latency.p99_ms);
+    }
     out << fmt::format("failures    {} (warmup: {})\n", r.failures, r.warmup_failures);
     print_failures_text(r.failure_reasons, out);
     if (r.watched) {
@@ -113,6 +120,11 @@ void print_load_json(const Options& o, const LoadReport& r, std::ostream& out) {
                "\"max\":{:.4f},\"mean\":{:.4f}}},",
                r.latency.count, r.latency.p50_ms, r.latency.p90_ms, r.latency.p99_ms,
                r.latency.max_ms, r.latency.mean_ms)
+        << fmt::format(
+               "\"first_latency_ms\":{{\"count\":{},\"p50\":{:.4f},\"p99\":{:.4f}}},"
+               "\"later_latency_ms\":{{\"count\":{},\"p50\":{:.4f},\"p99\":{:.4f}}},",
+               r.first_latency.count, r.first_latency.p50_ms, r.first_latency.p99_ms,
+               r.later_latency.count, r.later_latency.p50_ms, r.later_latency.p99_ms)
         << fmt::format(
                "\"failures\":{},\"warmup_messages\":{},\"warmup_failures\":{},"
                "\"stopped_early\":{},\"failure_reasons\":{},",

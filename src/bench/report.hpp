@@ -29,7 +29,9 @@ struct LoadReport {
     bool stopped_early = false;  // --max-failures reached
     FailureCounts failure_reasons;
     LatencySummary latency;
-    bool watched = false;  // --watch-pid given and readable at both ends of the window
+    LatencySummary first_latency;  // first messages of their sessions
+    LatencySummary later_latency;  // every other message
+    bool watched = false;          // --watch-pid given and readable at both ends of the window
     double server_cpu_s = 0;
     std::uint64_t server_rss_kib = 0;  // at the end of the window
     double bench_cpu_s = 0;

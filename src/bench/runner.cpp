@@ -56,6 +56,8 @@ LoadReport LoadRun::run() {
     clients_.clear();  // closes their timers
     drain_loop(loop_);
     report_.latency = latencies_.summary();
+    report_.first_latency = first_latencies_.summary();
+    report_.later_latency = later_latencies_.summary();
     return report_;
 }
 
@@ -104,7 +106,7 @@ bool LoadRun::may_start_message(Client& client) {
     return !pacer_ || pacer_->acquire(client);
 }
 
-void LoadRun::on_message(std::uint64_t latency_ns) {
+void LoadRun::on_message(std::uint64_t latency_ns, bool first) {
     if (phase_ == Phase::warmup) {
         ++report_.warmup_messages;
         return;
@@ -114,6 +116,7 @@ void LoadRun::on_message(std::uint64_t latency_ns) {
     }
     ++report_.messages;
     latencies_.add(latency_ns);
+    (first ? first_latencies_ : later_latencies_).add(latency_ns);
     if (options_.max_messages > 0 && report_.messages >= options_.max_messages) {
         end_window();
     }

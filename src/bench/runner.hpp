@@ -25,7 +25,7 @@ class LoadRun final : private ClientEvents {
     enum class Phase { warmup, measure, done };
 
     bool may_start_message(Client& client) override;
-    void on_message(std::uint64_t latency_ns) override;
+    void on_message(std::uint64_t latency_ns, bool first) override;
     void on_session() override;
     void on_failure(const std::string& reason) override;
     void on_idle_ready(Client&) override {}
@@ -48,6 +48,8 @@ class LoadRun final : private ClientEvents {
     Phase phase_ = Phase::warmup;
     std::uint64_t window_start_ns_ = 0;
     LatencyHistogram latencies_;
+    LatencyHistogram first_latencies_;  // first messages of their sessions
+    LatencyHistogram later_latencies_;  // the others
     ProcUsage server_start_;
     double bench_cpu_start_ = 0;
     LoadReport report_;
@@ -60,7 +62,7 @@ class IdleRun final : private ClientEvents {
 
   private:
     bool may_start_message(Client&) override { return false; }
-    void on_message(std::uint64_t) override {}
+    void on_message(std::uint64_t, bool) override {}
     void on_session() override {}
     void on_failure(const std::string& reason) override;
     void on_idle_ready(Client& client) override;

@@ -6,8 +6,7 @@
 //   certificate = "a.pem" or ["ecdsa.pem", "rsa.pem"]   # one or more chains, leaf first
 //   private_key = "a.key" or ["ecdsa.key", "rsa.key"]   # paired with certificate by position
 //   session_tickets = true, ticket_key_rotation = "12h"  # resumption (1m..7d)
-//   signing_threads = 2         # handshake signatures off the loops; default one per
-//                               # worker, 0 = each loop signs itself
+//   signing_threads = 0         # threads for handshake signatures; 0 = the loops sign
 //
 //   [backend]
 //   reply_timeout = "5m"        # longest wait for any backend reply

@@ -80,10 +80,10 @@ struct TlsConfig {
     // across reloads; each key seals for ticket_key_rotation and opens for twice that.
     bool session_tickets = true;
     Duration ticket_key_rotation = std::chrono::hours(12);
-    // Threads that make full handshakes' signatures, so that no event loop stalls on
-    // one while its other sessions wait; unset = one per worker; 0 = each event loop
-    // signs itself. Read at start only (a reload keeps the running pool).
-    std::optional<unsigned> signing_threads;
+    // Threads that make full handshakes' signatures away from the event loops; 0 = each
+    // loop signs itself (measured cheaper where workers = CPUs: docs/performance.md).
+    // Read at start only (a reload keeps the running pool).
+    unsigned signing_threads = 0;
 };
 
 struct BackendConfig {

@@ -289,8 +289,9 @@ int serve(const std::filesystem::path& config_file) {
     // Warm the dummy hash now so the first unknown-user login is not slower than others.
     auth::dummy_hash(cfg.auth.hashing);
 
-    if (const unsigned signers = cfg.tls.signing_threads.value_or(worker_count(cfg)); signers > 0) {
-        runtime.signing_pool = std::make_unique<util::WorkPool>(signers, kSigningNice);
+    if (cfg.tls.signing_threads > 0) {
+        runtime.signing_pool =
+            std::make_unique<util::WorkPool>(cfg.tls.signing_threads, kSigningNice);
     }
     std::vector<std::unique_ptr<Worker>> workers;
     try {

@@ -37,6 +37,11 @@ def test_bench_messages_reach_the_backend_and_sessions_resume(fx):
     # every connection after a client's first offered its ticket and resumed
     check(r["tls_handshakes"] >= 4 and r["tls_resumed"] >= r["tls_handshakes"] - 2,
           "resumed %d of %d handshakes" % (r["tls_resumed"], r["tls_handshakes"]))
+    # every message is either the first of its session or a later one; with 3 messages
+    # per connection about one in three is a first
+    first, later = r["first_latency_ms"]["count"], r["later_latency_ms"]["count"]
+    check(first + later == r["latency_ms"]["count"] and 0 < first <= later,
+          "first %d + later %d of %d messages" % (first, later, r["latency_ms"]["count"]))
     tls = fx.events("tls")
     check(sum(1 for e in tls if e.get("resumed")) >= r["tls_resumed"],
           "the gateway logged fewer resumptions than the bench saw")

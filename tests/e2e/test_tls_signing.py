@@ -1,7 +1,7 @@
 """Handshake signatures made off the event loops ([tls] signing_threads, issue 7): many
 full handshakes at once, on ECDSA and RSA certificates, each session's mail arriving
 intact at the backend; clients that vanish while their signature is being made; and the
-same with the loops signing themselves (signing_threads = 0). Python's smtplib over
+same with the loops signing themselves (signing_threads = 0, the default). Python's smtplib over
 OpenSSL and raw ssl sockets are the clients."""
 
 import socket
@@ -91,7 +91,8 @@ def _signatures(fx):
 def test_concurrent_full_handshakes_on_the_signing_pool(fx):
     fx.add_user(ALICE)
     fx.metrics_port = free_ports(1)[0]
-    fx.start({"metrics": {"address": "127.0.0.1:%d" % fx.metrics_port}})  # default pool
+    fx.start({"tls": {"signing_threads": 2},
+              "metrics": {"address": "127.0.0.1:%d" % fx.metrics_port}})
     before = _signatures(fx)  # the harness's own readiness probe may have made one
     bodies, _ = _send_concurrently(fx, "implicit", [_context()])
     _check_delivered(fx, bodies)
@@ -120,11 +121,10 @@ def test_ecdsa_and_rsa_signatures_tls12_and_13_on_the_pool(fx):
           "expected both TLS versions, got %r" % sorted({e.get("version") for e in events}))
 
 
-def test_the_loops_sign_themselves_with_signing_threads_0(fx):
+def test_the_loops_sign_themselves_by_default(fx):
     fx.add_user(ALICE)
     fx.metrics_port = free_ports(1)[0]
-    fx.start({"tls": {"signing_threads": 0},
-              "metrics": {"address": "127.0.0.1:%d" % fx.metrics_port}})
+    fx.start({"metrics": {"address": "127.0.0.1:%d" % fx.metrics_port}})  # signing_threads 0
     bodies, _ = _send_concurrently(fx, "implicit", [_context()])
     _check_delivered(fx, bodies)
     _check_handshakes(fx, CLIENTS)
@@ -136,7 +136,7 @@ def test_clients_gone_during_the_handshake_leave_the_gateway_serving(fx):
     """ClientHello sent, connection dropped before the server's flight: the signature
     comes back for a session that no longer exists and is dropped."""
     fx.add_user(ALICE)
-    fx.start()
+    fx.start({"tls": {"signing_threads": 1}})
     ctx = _context()
     for _ in range(40):
         raw = socket.create_connection(("127.0.0.1", fx.ports["implicit"]), timeout=10)

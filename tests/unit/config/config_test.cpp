@@ -140,7 +140,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
     CHECK(c->tls.min_version == TlsVersion::tls1_2);
     CHECK(c->tls.session_tickets);
     CHECK(c->tls.ticket_key_rotation == 12h);
-    CHECK_FALSE(c->tls.signing_threads.has_value());  // one per worker
+    CHECK(c->tls.signing_threads == 0u);  // the event loops sign
     CHECK(c->backend.connect_timeout == 10s);
     CHECK(c->backend.reply_timeout == 5min);
     CHECK(c->backend.data_reply_timeout == 10min);
@@ -178,7 +178,7 @@ private_key = ["tls/ecdsa.key", "../keys/rsa.key"]
 min_version = "1.3"
 session_tickets = false
 ticket_key_rotation = "90m"
-signing_threads = 0
+signing_threads = 3
 
 [backend]
 address = "mta.internal:2525"
@@ -221,7 +221,7 @@ level = "debug"
     CHECK(c->tls.min_version == TlsVersion::tls1_3);
     CHECK_FALSE(c->tls.session_tickets);
     CHECK(c->tls.ticket_key_rotation == 90min);
-    CHECK(c->tls.signing_threads == 0u);
+    CHECK(c->tls.signing_threads == 3u);
     CHECK(c->backend.address.host == "mta.internal");
     CHECK(c->backend.address.port == 2525);
     CHECK(c->backend.connect_timeout == 1500ms);
