@@ -701,8 +701,16 @@ void ClientSession::accept_login(const auth::User* user, const std::string& name
               {"result", "success"},
               {"cached", cached}});
     wait_ = Wait::none;
-    reply(ReplyId::auth_ok);
-    ensure_upstream();  // connect early; MAIL is usually next
+    // The backend session is opened now (MAIL is usually next) and, as nginx does, 235
+    // goes out once it is up or has failed: the client's first transaction then never
+    // waits for the backend's greeting and EHLO. Commands pipelined behind AUTH are
+    // read meanwhile and wait in the backend connection's queue as usual.
+    if (ensure_upstream() && !upstream_->ready()) {
+        replies_.push_back(PendingReply{false, std::string(smtp::reply(ReplyId::auth_ok)),
+                                        Expect::backend_ready, After::none, std::nullopt});
+    } else {
+        reply(ReplyId::auth_ok);
+    }
     process_input();
 }
 
@@ -1175,8 +1183,9 @@ void ClientSession::forward(std::string line, Expect expect, config::Duration ti
 }
 
 void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
-    auto it = std::find_if(replies_.begin(), replies_.end(),
-                           [](const PendingReply& r) { return !r.ready; });
+    auto it = std::find_if(replies_.begin(), replies_.end(), [](const PendingReply& r) {
+        return !r.ready && r.expect != Expect::backend_ready;
+    });
     if (it == replies_.end()) {
         on_upstream_failed(UpstreamFailure::unavailable, "reply without a pending command");
         return;
@@ -1237,6 +1246,7 @@ void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
             break;
         case Expect::rset:
         case Expect::none:
+        case Expect::backend_ready:  // never found above
             break;
     }
     // DATA waiting behind this reply is sent first, so that a pipelined MAIL, RCPT,
@@ -1271,6 +1281,21 @@ std::string_view ClientSession::misfit(Expect expect, const smtp::BackendReply& 
     return intermediate ? "a command that takes no data" : "";
 }
 
+void ClientSession::on_upstream_ready(const BackendCapabilities&) {
+    release_backend_ready();
+    flush_replies();
+}
+
+// The held 235 is true either way: the login succeeded. After a failure the next
+// transaction opens a new backend connection.
+void ClientSession::release_backend_ready() {
+    for (auto& pending : replies_) {
+        if (pending.expect == Expect::backend_ready) {
+            pending.ready = true;
+        }
+    }
+}
+
 void ClientSession::on_upstream_failed(UpstreamFailure failure, std::string_view reason) {
     const std::string backend(upstream_ ? upstream_->endpoint() : cfg().backend.address.text());
     ops::log(LogLevel::error, "backend.error",
@@ -1290,6 +1315,7 @@ void ClientSession::on_upstream_failed(UpstreamFailure failure, std::string_view
         std::exchange(group_in_flight_, false) && failure == UpstreamFailure::protocol;
     bool close_after = false;
     bool told = false;  // some command of the client's got its answer here
+    release_backend_ready();
     for (auto& pending : replies_) {
         if (pending.ready && !(distrust_held && pending.expect != Expect::none)) {
             continue;

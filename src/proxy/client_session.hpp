@@ -80,7 +80,9 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     enum class Phase { command, sasl, data, closing };
     // state: waiting for the shared state (rate limit or lockout answer; see resume()).
     enum class Wait { none, auth_verify, auth_delay, data_barrier, data_reply, state };
-    enum class Expect { none, mail, rcpt, data, end_of_data, rset, silent };
+    // backend_ready: a reply of the gateway's own (235) held until the backend session
+    // is up or has failed, not a reply the backend owes.
+    enum class Expect { none, mail, rcpt, data, end_of_data, rset, silent, backend_ready };
     enum class After { none, close, start_tls };
     enum class DataFailure {
         none,
@@ -110,7 +112,9 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     void on_stream_end(int status) override;
     void on_stream_drained() override;
     // UpstreamEvents (backend)
+    void on_upstream_ready(const BackendCapabilities& capabilities) override;
     void on_upstream_reply(const smtp::BackendReply& reply) override;
+    void release_backend_ready();
     // The commands forwarded while the upstream holds them (one read's worth).
     struct Batch {
         std::size_t commands = 0;
