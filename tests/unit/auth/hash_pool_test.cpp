@@ -9,41 +9,15 @@
 #include "auth/hash_pool.hpp"
 #include "auth/password.hpp"
 #include "auth/verifier.hpp"
+#include "../util/gate.hpp"
 
 #include <memory>
 #include <vector>
 
 using namespace portcullis;
+using portcullis::testing::Gate;
 
-namespace {
-
-// Holds pool threads until opened, so tests can fill the pool deterministically.
-class Gate {
-  public:
-    void wait() {
-        std::unique_lock lock(mutex_);
-        ++waiting_;
-        changed_.notify_all();
-        changed_.wait(lock, [this] { return open_; });
-    }
-    void wait_for_waiters(int n) {
-        std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return waiting_ >= n; });
-    }
-    void open() {
-        std::lock_guard lock(mutex_);
-        open_ = true;
-        changed_.notify_all();
-    }
-
-  private:
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    int waiting_ = 0;
-    bool open_ = false;
-};
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("the pool takes at most max_pending jobs running or waiting", "[auth][hashpool]") {
     Gate gate;

@@ -5,14 +5,14 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 
 #include "proxy/loop_signer.hpp"
 #include "util/work_pool.hpp"
+#include "../util/gate.hpp"
 
 using namespace portcullis;
+using portcullis::testing::Gate;
 
 namespace {
 
@@ -23,25 +23,6 @@ tls::SignatureRequest ec_request() {
     REQUIRE(EVP_PKEY_assign_EC_KEY(key.get(), ec.release()) == 1);
     return {std::move(key), SSL_SIGN_ECDSA_SECP256R1_SHA256, std::vector<std::uint8_t>(64, 7)};
 }
-
-// Holds the pool's threads until opened.
-class Gate {
-  public:
-    void wait() {
-        std::unique_lock lock(mutex_);
-        changed_.wait(lock, [this] { return open_; });
-    }
-    void open() {
-        std::lock_guard lock(mutex_);
-        open_ = true;
-        changed_.notify_all();
-    }
-
-  private:
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    bool open_ = false;
-};
 
 }  // namespace
 
