@@ -17,8 +17,6 @@
 using namespace portcullis;
 using portcullis::testing::Gate;
 
-namespace {}  // namespace
-
 TEST_CASE("the pool takes at most max_pending jobs running or waiting", "[auth][hashpool]") {
     Gate gate;
     std::atomic<int> ran{0};
