@@ -1183,9 +1183,8 @@ void ClientSession::forward(std::string line, Expect expect, config::Duration ti
 }
 
 void ClientSession::on_upstream_reply(const smtp::BackendReply& reply) {
-    auto it = std::find_if(replies_.begin(), replies_.end(), [](const PendingReply& r) {
-        return !r.ready && r.expect != Expect::backend_ready;
-    });
+    auto it = std::find_if(replies_.begin(), replies_.end(),
+                           [](const PendingReply& r) { return !r.ready && owed_by_backend(r); });
     if (it == replies_.end()) {
         on_upstream_failed(UpstreamFailure::unavailable, "reply without a pending command");
         return;
@@ -1317,7 +1316,7 @@ void ClientSession::on_upstream_failed(UpstreamFailure failure, std::string_view
     bool told = false;  // some command of the client's got its answer here
     release_backend_ready();
     for (auto& pending : replies_) {
-        if (pending.ready && !(distrust_held && pending.expect != Expect::none)) {
+        if (pending.ready && !(distrust_held && owed_by_backend(pending))) {
             continue;
         }
         pending.ready = true;

@@ -106,6 +106,10 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
         After after = After::none;
         std::optional<MessageRecord> message;
     };
+    // A reply the backend gives (or owes), as opposed to one of the gateway's own.
+    static bool owed_by_backend(const PendingReply& r) {
+        return r.expect != Expect::none && r.expect != Expect::backend_ready;
+    }
 
     // net::StreamHandler (client socket)
     void on_stream_data(std::string_view data) override;
