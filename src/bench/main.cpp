@@ -13,6 +13,7 @@
 #include "bench/message.hpp"
 #include "bench/options.hpp"
 #include "bench/report.hpp"
+#include "net/stream.hpp"
 #include "tls/session.hpp"
 #include "bench/runner.hpp"
 
@@ -38,7 +39,10 @@ std::unique_ptr<SSL_CTX, SslCtxDeleter> make_tls_context() {
 
 class Loop {
   public:
-    Loop() { uv_loop_init(&loop_); }
+    Loop() {
+        uv_loop_init(&loop_);
+        portcullis::net::enable_turn_metrics(&loop_);  // the report's "bench loop" line
+    }
     ~Loop() {
         uv_run(&loop_, UV_RUN_DEFAULT);
         uv_loop_close(&loop_);

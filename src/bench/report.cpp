@@ -86,6 +86,11 @@ void print_load_text(const Options& o, const LoadReport& r, std::ostream& out) {
             r.first_latency.p50_ms, r.first_latency.p99_ms, r.first_latency.count,
             r.later_latency.p50_ms, r.later_latency.p99_ms);
     }
+    out << fmt::format(
+        "bench loop  turns p99 {:.3f} ms  max {:.3f} ms; turns of 1 ms or more: {:.1f} ms "
+        "({:.2f} % of the window)\n",
+        r.loop_turn.p99_ms, r.loop_turn.max_ms, r.long_turns_s * 1e3,
+        100.0 * r.long_turns_s / std::max(r.elapsed_s, 1e-9));
     out << fmt::format("failures    {} (warmup: {})\n", r.failures, r.warmup_failures);
     print_failures_text(r.failure_reasons, out);
     if (r.watched) {
@@ -125,6 +130,11 @@ void print_load_json(const Options& o, const LoadReport& r, std::ostream& out) {
                "\"later_latency_ms\":{{\"count\":{},\"p50\":{:.4f},\"p99\":{:.4f}}},",
                r.first_latency.count, r.first_latency.p50_ms, r.first_latency.p99_ms,
                r.later_latency.count, r.later_latency.p50_ms, r.later_latency.p99_ms)
+        << fmt::format(
+               "\"bench_loop\":{{\"turns\":{},\"turn_p99_ms\":{:.4f},\"turn_max_ms\":{:.4f},"
+               "\"long_turns_ms\":{:.3f},\"long_turns_share\":{:.5f}}},",
+               r.loop_turn.count, r.loop_turn.p99_ms, r.loop_turn.max_ms, r.long_turns_s * 1e3,
+               r.long_turns_s / std::max(r.elapsed_s, 1e-9))
         << fmt::format(
                "\"failures\":{},\"warmup_messages\":{},\"warmup_failures\":{},"
                "\"stopped_early\":{},\"failure_reasons\":{},",

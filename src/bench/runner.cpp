@@ -6,6 +6,9 @@ namespace portcullis::bench {
 namespace {
 
 constexpr std::uint64_t kRetryAfterFailureMs = 10;
+// A turn this long delays every reply that arrives meanwhile by up to as much: the
+// latencies it overlaps measure the load generator, not the server.
+constexpr std::uint64_t kLongTurnNs = 1'000'000;
 
 std::uint64_t to_ms(double seconds) {
     return static_cast<std::uint64_t>(seconds * 1000.0);
@@ -29,7 +32,18 @@ LoadRun::LoadRun(uv_loop_t* loop, const ClientSetup& setup)
       setup_(setup),
       options_(*setup.options),
       phase_timer_(loop),
-      finish_timer_(loop) {}
+      finish_timer_(loop),
+      turn_monitor_(std::in_place, loop, [this](std::uint64_t busy_ns) { on_turn(busy_ns); }) {}
+
+void LoadRun::on_turn(std::uint64_t busy_ns) {
+    if (phase_ != Phase::measure) {
+        return;
+    }
+    loop_turns_.add(busy_ns);
+    if (busy_ns >= kLongTurnNs) {
+        long_turns_ns_ += busy_ns;
+    }
+}
 
 LoadReport LoadRun::run() {
     if (options_.rate > 0) {
@@ -58,6 +72,8 @@ LoadReport LoadRun::run() {
     report_.latency = latencies_.summary();
     report_.first_latency = first_latencies_.summary();
     report_.later_latency = later_latencies_.summary();
+    report_.loop_turn = loop_turns_.summary();
+    report_.long_turns_s = static_cast<double>(long_turns_ns_) / 1e9;
     return report_;
 }
 
@@ -91,6 +107,7 @@ void LoadRun::request_finish() {
 }
 
 void LoadRun::finish() {
+    turn_monitor_.reset();
     if (pacer_) {
         pacer_->stop();
     }

@@ -33,6 +33,7 @@ class LoadRun final : private ClientEvents {
     void on_tls_established(std::string_view version, std::string_view cipher,
                             bool resumed) override;
 
+    void on_turn(std::uint64_t busy_ns);
     void begin_window();
     void end_window();
     void request_finish();
@@ -50,6 +51,10 @@ class LoadRun final : private ClientEvents {
     LatencyHistogram latencies_;
     LatencyHistogram first_latencies_;  // first messages of their sessions
     LatencyHistogram later_latencies_;  // the others
+    LatencyHistogram loop_turns_;       // this loop's busy time per turn, in the window
+    std::uint64_t long_turns_ns_ = 0;   // sum of the turns of kLongTurnNs or more
+    std::optional<net::LoopTurnMonitor>
+        turn_monitor_;  // an active handle: reset to let the loop end
     ProcUsage server_start_;
     double bench_cpu_start_ = 0;
     LoadReport report_;

@@ -291,6 +291,43 @@ bool Timer::active() const {
     return uv_is_active(reinterpret_cast<const uv_handle_t*>(&state_->timer)) != 0;
 }
 
+struct LoopTurnMonitor::State {
+    uv_prepare_t prepare{};
+    std::function<void(std::uint64_t)> on_turn;
+    std::uint64_t last_ns = 0;
+    std::uint64_t last_idle_ns = 0;
+};
+
+LoopTurnMonitor::LoopTurnMonitor(uv_loop_t* loop, std::function<void(std::uint64_t)> on_turn)
+    : state_(std::make_unique<State>().release()) {
+    state_->on_turn = std::move(on_turn);
+    uv_prepare_init(loop, &state_->prepare);
+    state_->prepare.data = state_;
+    // Prepare callbacks run once per turn, right before the poll: the time since the
+    // last one, less what the poll slept, is what the turn's callbacks took.
+    uv_prepare_start(&state_->prepare, [](uv_prepare_t* p) {
+        auto* state = static_cast<State*>(p->data);
+        const std::uint64_t now = uv_hrtime();
+        const std::uint64_t idle = uv_metrics_idle_time(p->loop);
+        if (state->last_ns != 0) {
+            const std::uint64_t elapsed = now - state->last_ns;
+            const std::uint64_t slept = idle - state->last_idle_ns;
+            state->on_turn(elapsed > slept ? elapsed - slept : 0);
+        }
+        state->last_ns = now;
+        state->last_idle_ns = idle;
+    });
+}
+
+LoopTurnMonitor::~LoopTurnMonitor() {
+    uv_prepare_stop(&state_->prepare);
+    close_and_free<State>(reinterpret_cast<uv_handle_t*>(&state_->prepare));
+}
+
+bool enable_turn_metrics(uv_loop_t* loop) {
+    return uv_loop_configure(loop, UV_METRICS_IDLE_TIME) == 0;
+}
+
 struct Async::State {
     uv_async_t async{};
     std::function<void()> fire;

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -105,6 +106,26 @@ class Async {
     struct State;
     State* state_;
 };
+
+// Measures how long each turn of a loop keeps it busy: the time between two polls
+// minus the time the poll slept, i.e. every callback of one turn together. A long turn
+// delays everything else on the loop, so this is the number behind a latency tail.
+// The loop must be configured with UV_METRICS_IDLE_TIME before it first runs
+// (enable_turn_metrics); `on_turn` runs on the loop thread once per turn.
+class LoopTurnMonitor {
+  public:
+    LoopTurnMonitor(uv_loop_t* loop, std::function<void(std::uint64_t busy_ns)> on_turn);
+    ~LoopTurnMonitor();
+    LoopTurnMonitor(const LoopTurnMonitor&) = delete;
+    LoopTurnMonitor& operator=(const LoopTurnMonitor&) = delete;
+
+  private:
+    struct State;
+    State* state_;
+};
+
+// Turns on libuv's idle-time accounting for `loop`; false if libuv refused.
+bool enable_turn_metrics(uv_loop_t* loop);
 
 // Parses "1.2.3.4" / "::1" plus a port into a sockaddr_storage; false if not numeric.
 bool make_sockaddr(const std::string& ip, std::uint16_t port, sockaddr_storage& out);

@@ -36,6 +36,10 @@ class Metrics {
     // The returned counter lives as long as the Metrics.
     prometheus::Counter& listener_connections(std::string_view listener);
 
+    // Busy time of one event-loop turn of worker `worker` (net::LoopTurnMonitor);
+    // registered by the worker at start, observed once per turn by that worker only.
+    prometheus::Histogram& loop_turns(unsigned worker);
+
     void tls_handshake(std::string_view version);  // "TLSv1.2", "TLSv1.3"; others: "other"
     void tls_resumed() { tls_resumed_->Increment(); }
     void tls_handshake_failed() { tls_failures_->Increment(); }
@@ -90,6 +94,7 @@ class Metrics {
     std::array<prometheus::Counter*, 2> senders_{};
     prometheus::Counter* backend_connect_failures_ = nullptr;
     prometheus::Histogram* eod_latency_ = nullptr;
+    prometheus::Family<prometheus::Histogram>* loop_turns_ = nullptr;
     prometheus::Gauge* draining_ = nullptr;
     prometheus::Gauge* backends_up_ = nullptr;
     prometheus::Gauge* state_available_ = nullptr;

@@ -48,6 +48,12 @@ class RefusedConnection final : private net::StreamHandler {
 Worker::Worker(unsigned index, proxy::Runtime& runtime, const config::Config& cfg)
     : index_(index), runtime_(runtime) {
     uv_loop_init(&loop_);
+    if (net::enable_turn_metrics(&loop_)) {
+        prometheus::Histogram* turns = &metrics().loop_turns(index);
+        turn_monitor_ = std::make_unique<net::LoopTurnMonitor>(
+            &loop_,
+            [turns](std::uint64_t busy_ns) { turns->Observe(static_cast<double>(busy_ns) / 1e9); });
+    }
     id_prefix_ = randombytes_uniform(0xffff);
     reaper_ = std::make_unique<net::Timer>(&loop_);
     state_ =
@@ -78,6 +84,7 @@ Worker::~Worker() {
     handshakes_retired_.clear();
     listeners_.clear();
     reaper_.reset();
+    turn_monitor_.reset();
     wakeup_.reset();
     signer_.reset();
     state_.reset();  // closes the Redis connection's poll handle
@@ -308,8 +315,9 @@ void Worker::maybe_finish() {
         return;
     }
     reaper_.reset();
-    state_.reset();   // the Redis connection's handles would keep the loop running
-    signer_.reset();  // and so would its wakeup handle; no session waits for it now
+    turn_monitor_.reset();  // an active prepare handle keeps the loop running
+    state_.reset();         // the Redis connection's handles would keep the loop running
+    signer_.reset();        // and so would its wakeup handle; no session waits for it now
     std::lock_guard lock(wakeup_mutex_);
     wakeup_.reset();
 }

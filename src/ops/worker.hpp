@@ -79,6 +79,7 @@ class Worker final : public proxy::SessionHost {
     std::unordered_map<proxy::ProxyHandshake*, std::unique_ptr<proxy::ProxyHandshake>> handshakes_;
     std::vector<std::unique_ptr<proxy::ProxyHandshake>> handshakes_retired_;
     std::unique_ptr<net::Timer> reaper_;
+    std::unique_ptr<net::LoopTurnMonitor> turn_monitor_;
     std::unique_ptr<state::SharedState> state_;  // this loop's Redis connection, if any
     std::unique_ptr<proxy::LoopSigner> signer_;  // null when the loops sign themselves
     std::mutex wakeup_mutex_;  // request_*() from other threads vs. maybe_finish()

@@ -42,6 +42,12 @@ def test_bench_messages_reach_the_backend_and_sessions_resume(fx):
     first, later = r["first_latency_ms"]["count"], r["later_latency_ms"]["count"]
     check(first + later == r["latency_ms"]["count"] and 0 < first <= later,
           "first %d + later %d of %d messages" % (first, later, r["latency_ms"]["count"]))
+    # the bench times its own loop: turns were counted, and the time spent in long
+    # turns is part of the window
+    loop = r["bench_loop"]
+    check(loop["turns"] > 0 and 0 < loop["turn_p99_ms"] <= loop["turn_max_ms"],
+          "bench loop turns: %r" % loop)
+    check(0 <= loop["long_turns_share"] < 1, "bench loop: %r" % loop)
     tls = fx.events("tls")
     check(sum(1 for e in tls if e.get("resumed")) >= r["tls_resumed"],
           "the gateway logged fewer resumptions than the bench saw")
