@@ -25,9 +25,15 @@
 #   g  f's paced runs again with the bench resuming TLS sessions (--resume: each client
 #      offers its last session ticket when it reconnects, as mail clients do); latency
 #      over f's sink baseline (scenario f must run in the same round)
+#   h  f's paced runs again with full handshakes but reconnects spread over time
+#      (portcullis-bench --stagger): paced clients otherwise take turns, reach their
+#      100th message together and reconnect in a burst of 50 full handshakes every
+#      100 x 50 messages, which saturates both cores (the bench's own client handshakes
+#      on CPU 0 cost about as much as the proxy's on CPU 1); independent clients'
+#      reconnects do not line up. Latency over f's sink baseline.
 #
 # Usage: bench/compare.sh [--rounds N] [--duration S] [--warmup S] [--idle N]
-#                         [--scenarios "a b c d e f g"] [--out DIR] [--build-dir DIR]
+#                         [--scenarios "a b c d e f g h"] [--out DIR] [--build-dir DIR]
 #                         [--portcullis BINARY] [--port-base P] [--no-install] [--profile]
 #                         [--backend-pipelining yes|no] [--tls-keys "KEY = VALUE ..."]
 # --backend-pipelining: Portcullis's [backend] pipelining (default yes: like nginx, a
@@ -46,7 +52,7 @@ ROUNDS=3
 DURATION=6
 WARMUP=2
 IDLE=2000
-SCENARIOS="a b c d e f g"
+SCENARIOS="a b c d e f g h"
 OUT=""
 BUILD_DIR="$ROOT/build-bench"
 PORTCULLIS_BIN=""
@@ -548,6 +554,10 @@ run_scenario() {  # ROUND SCENARIO SERVER
                $(common_load_args "$server" starttls) --clients 50 \
                --messages-per-connection 100 --size 1KiB --rate "$F_RATE" --resume \
                $(watch_args) ;;
+        h) record "$round" h "$server" "{\"rate\": $F_RATE}" -- \
+               $(common_load_args "$server" starttls) --clients 50 \
+               --messages-per-connection 100 --size 1KiB --rate "$F_RATE" --stagger \
+               $(watch_args) ;;
     esac
 }
 
@@ -601,6 +611,12 @@ run_pinned() {  # ROUND ORDER...
         log "  scenario g at $F_RATE messages/s, TLS sessions resumed"
         for server in "$@"; do
             with_server "$server" run_scenario "$round" g "$server"
+        done
+    fi
+    if [[ " $SCENARIOS " == *" h "* ]]; then
+        log "  scenario h at $F_RATE messages/s, reconnects spread (--stagger)"
+        for server in "$@"; do
+            with_server "$server" run_scenario "$round" h "$server"
         done
     fi
     pin_sink off
@@ -754,10 +770,10 @@ for round in $(seq 1 "$ROUNDS"); do
     for scenario in $SCENARIOS; do
         if [ "$scenario" = f ]; then
             # shellcheck disable=SC2086
-            run_pinned "$round" $order  # g too, when asked for
+            run_pinned "$round" $order  # g and h too, when asked for
             continue
         fi
-        [ "$scenario" != g ] || continue  # runs with f
+        [ "$scenario" != g ] && [ "$scenario" != h ] || continue  # run with f
         if [ "$scenario" = e ]; then
             E_RATE=$(half_peak_for_round "$round" a)
             [ -n "$E_RATE" ] || { log "  e needs scenario a in the same round; skipped"; continue; }
