@@ -25,6 +25,8 @@
 #   g  f's paced runs again with the bench resuming TLS sessions (--resume: each client
 #      offers its last session ticket when it reconnects, as mail clients do); latency
 #      over f's sink baseline (scenario f must run in the same round)
+#   i  e's paced runs again with the reconnects spread over time (--stagger; see h);
+#      latency over e's sink baseline
 #   h  f's paced runs again with full handshakes but reconnects spread over time
 #      (portcullis-bench --stagger): paced clients otherwise take turns, reach their
 #      100th message together and reconnect in a burst of 50 full handshakes every
@@ -33,7 +35,7 @@
 #      reconnects do not line up. Latency over f's sink baseline.
 #
 # Usage: bench/compare.sh [--rounds N] [--duration S] [--warmup S] [--idle N]
-#                         [--scenarios "a b c d e f g h"] [--out DIR] [--build-dir DIR]
+#                         [--scenarios "a b c d e f g h i"] [--out DIR] [--build-dir DIR]
 #                         [--portcullis BINARY] [--port-base P] [--no-install] [--profile]
 #                         [--backend-pipelining yes|no] [--tls-keys "KEY = VALUE ..."]
 # --backend-pipelining: Portcullis's [backend] pipelining (default yes: like nginx, a
@@ -52,7 +54,7 @@ ROUNDS=3
 DURATION=6
 WARMUP=2
 IDLE=2000
-SCENARIOS="a b c d e f g h"
+SCENARIOS="a b c d e f g h i"
 OUT=""
 BUILD_DIR="$ROOT/build-bench"
 PORTCULLIS_BIN=""
@@ -554,6 +556,10 @@ run_scenario() {  # ROUND SCENARIO SERVER
                $(common_load_args "$server" starttls) --clients 50 \
                --messages-per-connection 100 --size 1KiB --rate "$F_RATE" --resume \
                $(watch_args) ;;
+        i) record "$round" i "$server" "{\"rate\": $E_RATE}" -- \
+               $(common_load_args "$server" starttls) --clients 50 \
+               --messages-per-connection 100 --size 1KiB --rate "$E_RATE" --stagger \
+               $(watch_args) ;;
         h) record "$round" h "$server" "{\"rate\": $F_RATE}" -- \
                $(common_load_args "$server" starttls) --clients 50 \
                --messages-per-connection 100 --size 1KiB --rate "$F_RATE" --stagger \
@@ -774,11 +780,22 @@ for round in $(seq 1 "$ROUNDS"); do
             continue
         fi
         [ "$scenario" != g ] && [ "$scenario" != h ] || continue  # run with f
+        [ "$scenario" != i ] || continue                            # runs with e
         if [ "$scenario" = e ]; then
             E_RATE=$(half_peak_for_round "$round" a)
             [ -n "$E_RATE" ] || { log "  e needs scenario a in the same round; skipped"; continue; }
             log "  scenario e at $E_RATE messages/s"
             record_sink_direct "$round" e "$E_RATE"
+            if [[ " $SCENARIOS " == *" i "* ]]; then
+                for server in $order; do
+                    with_server "$server" run_scenario "$round" e "$server"
+                done
+                log "  scenario i at $E_RATE messages/s, reconnects spread (--stagger)"
+                for server in $order; do
+                    with_server "$server" run_scenario "$round" i "$server"
+                done
+                continue
+            fi
         else
             log "  scenario $scenario"
         fi

@@ -106,6 +106,8 @@ void Client::connect() {
         session_quota_ = std::exchange(first_quota_, 0u);
     }
     over_ = false;
+    ready_reported_ = false;
+    connect_started_ns_ = uv_hrtime();
     stream_ = std::make_unique<net::TcpStream>(loop_);
     stream_->set_handler(this);
     stream_->connect(reinterpret_cast<const sockaddr*>(&setup_.address),
@@ -407,6 +409,10 @@ void Client::become_idle() {
 // ---------------------------------------------------------------- messages
 
 void Client::next_message() {
+    if (!ready_reported_) {
+        ready_reported_ = true;
+        events_.on_session_ready(uv_hrtime() - connect_started_ns_);
+    }
     wants_message_ = true;
     if (events_.may_start_message(*this)) {
         start_message();

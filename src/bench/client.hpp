@@ -37,6 +37,10 @@ class ClientEvents {
     // before the first transaction, such as opening its backend connection).
     virtual void on_message(std::uint64_t latency_ns, bool first) = 0;
     virtual void on_session() = 0;
+    // A connection is ready for its first message (greeting, EHLO, TLS and AUTH done):
+    // `setup_ns` from the start of the connect. Where a server's work during a burst of
+    // new connections goes: into this, or into the first message's latency.
+    virtual void on_session_ready(std::uint64_t /*setup_ns*/) {}
     virtual void on_failure(const std::string& reason) = 0;
     // Idle mode: the connection reached its idle state (greeting read, TLS done).
     virtual void on_idle_ready(Client& client) = 0;
@@ -140,6 +144,8 @@ class Client final : private net::StreamHandler {
     unsigned session_quota_ = 0;  // messages before QUIT in this connection
     unsigned first_quota_ = 0;    // --stagger: the first connection's, then 0
     std::uint64_t message_started_ns_ = 0;
+    std::uint64_t connect_started_ns_ = 0;
+    bool ready_reported_ = false;  // on_session_ready() sent for this connection
 };
 
 }  // namespace portcullis::bench

@@ -86,6 +86,13 @@ void print_load_text(const Options& o, const LoadReport& r, std::ostream& out) {
             r.first_latency.p50_ms, r.first_latency.p99_ms, r.first_latency.count,
             r.later_latency.p50_ms, r.later_latency.p99_ms);
     }
+    if (r.setup_latency.count > 0) {
+        out << fmt::format(
+            "set-up      p50 {:.3f} ms  p99 {:.3f} ms  max {:.3f} ms  (connect until ready for "
+            "the first message, {} connections)\n",
+            r.setup_latency.p50_ms, r.setup_latency.p99_ms, r.setup_latency.max_ms,
+            r.setup_latency.count);
+    }
     out << fmt::format(
         "bench loop  turns p99 {:.3f} ms  max {:.3f} ms; turns of 1 ms or more: {:.1f} ms "
         "({:.2f} % of the window)\n",
@@ -130,6 +137,11 @@ void print_load_json(const Options& o, const LoadReport& r, std::ostream& out) {
                "\"later_latency_ms\":{{\"count\":{},\"p50\":{:.4f},\"p99\":{:.4f}}},",
                r.first_latency.count, r.first_latency.p50_ms, r.first_latency.p99_ms,
                r.later_latency.count, r.later_latency.p50_ms, r.later_latency.p99_ms)
+        << fmt::format(
+               "\"setup_latency_ms\":{{\"count\":{},\"p50\":{:.4f},\"p99\":{:.4f},"
+               "\"max\":{:.4f}}},",
+               r.setup_latency.count, r.setup_latency.p50_ms, r.setup_latency.p99_ms,
+               r.setup_latency.max_ms)
         << fmt::format(
                "\"bench_loop\":{{\"turns\":{},\"turn_p99_ms\":{:.4f},\"turn_max_ms\":{:.4f},"
                "\"long_turns_ms\":{:.3f},\"long_turns_share\":{:.5f}}},",

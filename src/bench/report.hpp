@@ -31,6 +31,7 @@ struct LoadReport {
     LatencySummary latency;
     LatencySummary first_latency;  // first messages of their sessions
     LatencySummary later_latency;  // every other message
+    LatencySummary setup_latency;  // connect until ready for the first message
     LatencySummary loop_turn;      // the bench's own busy time per loop turn
     double long_turns_s = 0;       // window time spent in turns of 1 ms or more
     bool watched = false;          // --watch-pid given and readable at both ends of the window

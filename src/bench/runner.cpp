@@ -72,6 +72,7 @@ LoadReport LoadRun::run() {
     report_.latency = latencies_.summary();
     report_.first_latency = first_latencies_.summary();
     report_.later_latency = later_latencies_.summary();
+    report_.setup_latency = setups_.summary();
     report_.loop_turn = loop_turns_.summary();
     report_.long_turns_s = static_cast<double>(long_turns_ns_) / 1e9;
     return report_;
@@ -136,6 +137,12 @@ void LoadRun::on_message(std::uint64_t latency_ns, bool first) {
     (first ? first_latencies_ : later_latencies_).add(latency_ns);
     if (options_.max_messages > 0 && report_.messages >= options_.max_messages) {
         end_window();
+    }
+}
+
+void LoadRun::on_session_ready(std::uint64_t setup_ns) {
+    if (phase_ == Phase::measure) {
+        setups_.add(setup_ns);
     }
 }
 

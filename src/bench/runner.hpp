@@ -27,6 +27,7 @@ class LoadRun final : private ClientEvents {
     bool may_start_message(Client& client) override;
     void on_message(std::uint64_t latency_ns, bool first) override;
     void on_session() override;
+    void on_session_ready(std::uint64_t setup_ns) override;
     void on_failure(const std::string& reason) override;
     void on_idle_ready(Client&) override {}
     std::optional<std::uint64_t> on_connection_over(Client& client, bool failed) override;
@@ -51,6 +52,7 @@ class LoadRun final : private ClientEvents {
     LatencyHistogram latencies_;
     LatencyHistogram first_latencies_;  // first messages of their sessions
     LatencyHistogram later_latencies_;  // the others
+    LatencyHistogram setups_;           // connect to ready for the first message
     LatencyHistogram loop_turns_;       // this loop's busy time per turn, in the window
     std::uint64_t long_turns_ns_ = 0;   // sum of the turns of kLongTurnNs or more
     std::optional<net::LoopTurnMonitor>

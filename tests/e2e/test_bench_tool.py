@@ -42,6 +42,10 @@ def test_bench_messages_reach_the_backend_and_sessions_resume(fx):
     first, later = r["first_latency_ms"]["count"], r["later_latency_ms"]["count"]
     check(first + later == r["latency_ms"]["count"] and 0 < first <= later,
           "first %d + later %d of %d messages" % (first, later, r["latency_ms"]["count"]))
+    # every connection that reached its first message reported its set-up time
+    setup = r["setup_latency_ms"]
+    check(setup["count"] >= 2 and 0 < setup["p50"] <= setup["p99"] <= setup["max"],
+          "set-up latency: %r" % setup)
     # the bench times its own loop: turns were counted, and the time spent in long
     # turns is part of the window
     loop = r["bench_loop"]
