@@ -46,7 +46,7 @@
 #   calls per message (perf stat), delayed ACKs (nstat), and for Portcullis a perf
 #   profile (top functions, self and inclusive) into OUT/profile.txt.
 # Must run as root (installs packages, nginx workers run as www-data). Everything listens
-# on 127.0.0.1 only. Defaults: 3 rounds of 6 s windows after 2 s warmup (about 5 minutes).
+# on 127.0.0.1 only. Defaults: 3 rounds of 6 s windows after 2 s warmup (about 9 minutes).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
