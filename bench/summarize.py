@@ -28,6 +28,32 @@ SCENARIOS = {
          "instead of all 50 at once every 5,000 messages; latency added over f's sink baseline",
 }
 
+def nested(key, field):
+    """The value of r[key][field], or None when the report has none (older bench) or 0."""
+    return lambda r: r.get(key, {}).get(field) or None
+
+
+def latency_rows(scenario, later=True, setup=True):
+    """The latency rows of a paced scenario: p50, p99, the first messages' p99, the
+    later messages' p99 and the session set-up p99."""
+    rows = [
+        (scenario, "p50 latency ms", nested("latency_ms", "p50"), None),
+        (scenario, "p99 latency ms", nested("latency_ms", "p99"), None),
+        (scenario, "p99 first message of a session ms", nested("first_latency_ms", "p99"), None),
+    ]
+    if later:
+        rows.append((scenario, "p99 later messages ms", nested("later_latency_ms", "p99"), None))
+    if setup:
+        rows.append((scenario, "p99 session set-up (connect until ready to send) ms",
+                     nested("setup_latency_ms", "p99"), None))
+    return rows
+
+
+def load_generator_row(scenario):
+    return (scenario, "load generator: its loop turns of 1 ms or more, ms",
+            lambda r: r.get("bench_loop", {}).get("long_turns_ms"), None)
+
+
 # scenario, label, how to get the value from one report, target (op, ratio) or None
 METRICS = [
     ("a", "messages/s", lambda r: r["messages_per_s"], (">=", 1.0)),
@@ -41,51 +67,18 @@ METRICS = [
     ("d", "KiB per idle TLS connection", lambda r: r.get("rss_per_connection_kib"), ("<=", 0.75)),
     ("e", "offered rate msg/s", lambda r: r.get("rate"), None),
     ("e", "messages/s achieved", lambda r: r["messages_per_s"], None),
-    ("e", "p50 latency ms", lambda r: r["latency_ms"]["p50"], None),
-    ("e", "p99 latency ms", lambda r: r["latency_ms"]["p99"], None),
-    ("e", "p99 first message of a session ms",
-     lambda r: r.get("first_latency_ms", {}).get("p99") or None, None),
-    ("e", "p99 later messages ms", lambda r: r.get("later_latency_ms", {}).get("p99") or None,
-     None),
-    ("e", "p99 session set-up (connect until ready to send) ms",
-     lambda r: r.get("setup_latency_ms", {}).get("p99") or None, None),
+    *latency_rows("e"),
     ("e", "server CPU us/message", lambda r: r.get("server_cpu_us_per_message"), None),
-    ("i", "p50 latency ms", lambda r: r["latency_ms"]["p50"], None),
-    ("i", "p99 latency ms", lambda r: r["latency_ms"]["p99"], None),
-    ("i", "p99 first message of a session ms",
-     lambda r: r.get("first_latency_ms", {}).get("p99") or None, None),
-    ("i", "p99 session set-up (connect until ready to send) ms",
-     lambda r: r.get("setup_latency_ms", {}).get("p99") or None, None),
+    *latency_rows("i", later=False),
     ("f-peak", "messages/s (pinned, unpaced)", lambda r: r["messages_per_s"], None),
     ("f-peak", "server CPU us/message", lambda r: r.get("server_cpu_us_per_message"), None),
     ("f", "offered rate msg/s", lambda r: r.get("rate"), None),
     ("f", "messages/s achieved", lambda r: r["messages_per_s"], None),
-    ("f", "p50 latency ms", lambda r: r["latency_ms"]["p50"], None),
-    ("f", "p99 latency ms", lambda r: r["latency_ms"]["p99"], None),
-    ("f", "p99 first message of a session ms",
-     lambda r: r.get("first_latency_ms", {}).get("p99") or None, None),
-    ("f", "p99 later messages ms", lambda r: r.get("later_latency_ms", {}).get("p99") or None,
-     None),
-    ("f", "p99 session set-up (connect until ready to send) ms",
-     lambda r: r.get("setup_latency_ms", {}).get("p99") or None, None),
-    ("g", "p50 latency ms", lambda r: r["latency_ms"]["p50"], None),
-    ("g", "p99 latency ms", lambda r: r["latency_ms"]["p99"], None),
-    ("g", "p99 first message of a session ms",
-     lambda r: r.get("first_latency_ms", {}).get("p99") or None, None),
-    ("g", "p99 later messages ms", lambda r: r.get("later_latency_ms", {}).get("p99") or None,
-     None),
-    ("h", "p50 latency ms", lambda r: r["latency_ms"]["p50"], None),
-    ("h", "p99 latency ms", lambda r: r["latency_ms"]["p99"], None),
-    ("h", "p99 first message of a session ms",
-     lambda r: r.get("first_latency_ms", {}).get("p99") or None, None),
-    ("h", "p99 later messages ms", lambda r: r.get("later_latency_ms", {}).get("p99") or None,
-     None),
-    ("h", "p99 session set-up (connect until ready to send) ms",
-     lambda r: r.get("setup_latency_ms", {}).get("p99") or None, None),
-    ("f", "load generator: its loop turns of 1 ms or more, ms",
-     lambda r: r.get("bench_loop", {}).get("long_turns_ms"), None),
-    ("h", "load generator: its loop turns of 1 ms or more, ms",
-     lambda r: r.get("bench_loop", {}).get("long_turns_ms"), None),
+    *latency_rows("f"),
+    *latency_rows("g", setup=False),
+    *latency_rows("h"),
+    load_generator_row("f"),
+    load_generator_row("h"),
     ("g", "TLS handshakes resumed %",
      lambda r: 100.0 * r["tls_resumed"] / r["tls_handshakes"] if r.get("tls_handshakes") else None,
      None),
