@@ -329,6 +329,9 @@ void read_server(TableReader& r, ServerConfig& out) {
     if (auto v = r.integer("workers", 0, 256)) {
         out.workers = static_cast<unsigned>(*v);
     }
+    if (auto v = r.one_of("cpu_affinity", {"none", "auto"})) {
+        out.cpu_affinity = *v == "auto";
+    }
     if (auto v = r.integer("max_connections", 1, int_max)) {
         out.max_connections = static_cast<std::uint64_t>(*v);
     }

@@ -33,6 +33,9 @@ struct Endpoint {
 struct ServerConfig {
     std::string hostname;  // greeting and EHLO name; default: the machine's host name
     unsigned workers = 0;  // 0 = one per CPU
+    // cpu_affinity = "auto": worker i runs only on the i-th CPU the process may use
+    // (wrapping around); "none" (default): the kernel moves the threads as it likes.
+    bool cpu_affinity = false;
     std::uint64_t max_connections = 10000;
     std::uint64_t max_connections_per_ip = 50;
     // After binding the listeners, switch to this account (name from the passwd

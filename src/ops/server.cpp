@@ -341,8 +341,11 @@ int serve(const std::filesystem::path& config_file) {
                  {"message", "tls = \"none\" sends passwords in clear text; for tests only"}});
         }
     }
-    for (auto& worker : workers) {
-        worker->start_thread();
+    // Taken on the main thread before any worker pins itself: the process's own mask
+    // (a container's cpuset, a taskset) is what the workers share out.
+    const std::vector<int> cpus = cfg.server.cpu_affinity ? allowed_cpus() : std::vector<int>{};
+    for (unsigned i = 0; i < workers.size(); ++i) {
+        workers[i]->start_thread(cfg.server.cpu_affinity ? cpu_for_worker(cpus, i) : std::nullopt);
     }
     supervisor->run();
     supervisor.reset();

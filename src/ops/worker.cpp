@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 #include <sodium.h>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <cstring>
 
 #include "ops/log.hpp"
 #include "ops/metrics.hpp"
@@ -93,8 +97,53 @@ Worker::~Worker() {
     uv_loop_close(&loop_);
 }
 
-void Worker::start_thread() {
-    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+std::vector<int> allowed_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    std::vector<int> cpus;
+    if (::sched_getaffinity(0, sizeof(set), &set) != 0) {
+        return cpus;
+    }
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (CPU_ISSET(cpu, &set)) {
+            cpus.push_back(cpu);
+        }
+    }
+    return cpus;
+}
+
+std::optional<int> cpu_for_worker(std::span<const int> allowed, unsigned index) {
+    if (allowed.empty()) {
+        return std::nullopt;
+    }
+    return allowed[index % allowed.size()];
+}
+
+namespace {
+
+// Runs on the worker's own thread, before its loop starts.
+void pin_this_thread(unsigned worker, int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    const int rc = ::pthread_setaffinity_np(::pthread_self(), sizeof(set), &set);
+    if (rc != 0) {
+        log(LogLevel::warn, "worker.cpu_affinity",
+            {{"worker", worker}, {"cpu", cpu}, {"error", std::strerror(rc)}});
+        return;
+    }
+    log(LogLevel::info, "worker.cpu_affinity", {{"worker", worker}, {"cpu", cpu}});
+}
+
+}  // namespace
+
+void Worker::start_thread(std::optional<int> cpu) {
+    thread_ = std::thread([this, cpu] {
+        if (cpu) {
+            pin_this_thread(index_, *cpu);
+        }
+        uv_run(&loop_, UV_RUN_DEFAULT);
+    });
 }
 
 void Worker::join() {

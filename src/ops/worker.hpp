@@ -7,6 +7,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +28,13 @@ namespace portcullis::ops {
 
 class RefusedConnection;
 
+// The CPUs this process may run on (sched_getaffinity), in ascending order; empty if
+// the kernel would not say.
+std::vector<int> allowed_cpus();
+// [server] cpu_affinity = "auto": worker `index` gets the index-th allowed CPU, wrapping
+// around when there are more workers than CPUs; nullopt when none are known.
+std::optional<int> cpu_for_worker(std::span<const int> allowed, unsigned index);
+
 class Worker final : public proxy::SessionHost {
   public:
     // Binds every listener of `cfg`; throws net::ListenError naming the address.
@@ -34,7 +43,9 @@ class Worker final : public proxy::SessionHost {
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
 
-    void start_thread();
+    // `cpu`: pin the loop thread to that CPU first ([server] cpu_affinity); a refusal
+    // is logged and the worker runs unpinned.
+    void start_thread(std::optional<int> cpu = std::nullopt);
     void join();
 
     // Thread-safe: stop accepting and let sessions finish (idle ones get 421 now).

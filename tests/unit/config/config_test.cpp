@@ -373,6 +373,15 @@ TEST_CASE("[server] drain_timeout", "[config]") {
         0);
 }
 
+TEST_CASE("[server] cpu_affinity", "[config]") {
+    CHECK_FALSE(parse(listener_plain + backend_min + auth_min)->server.cpu_affinity);
+    CHECK(parse(before_base("[server]\ncpu_affinity = \"auto\""))->server.cpu_affinity);
+    CHECK_FALSE(parse(before_base("[server]\ncpu_affinity = \"none\""))->server.cpu_affinity);
+    CHECK(errors(before_base("[server]\ncpu_affinity = \"autp\"")) ==
+          Errors{"test.toml:2:16: server.cpu_affinity: expected one of \"none\", \"auto\", got "
+                 "\"autp\" (did you mean 'auto'?)"});
+}
+
 // ---- abuse control ----
 
 TEST_CASE("abuse-control defaults", "[config][abuse]") {
