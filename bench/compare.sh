@@ -38,8 +38,13 @@
 #                         [--scenarios "a b c d e f g h i"] [--out DIR] [--build-dir DIR]
 #                         [--portcullis BINARY] [--port-base P] [--no-install] [--profile]
 #                         [--backend-pipelining yes|no] [--tls-keys "KEY = VALUE ..."]
+#                         [--cpu-affinity yes|no]
 # --backend-pipelining: Portcullis's [backend] pipelining (default yes: like nginx, a
 #   client's pipelined MAIL/RCPT/DATA goes to the sink in one write; no = lock-step).
+# --cpu-affinity: yes (default) pins each server's 2 workers to the 2 CPUs in the
+#   unpinned scenarios, for both alike: nginx worker_cpu_affinity auto, Portcullis
+#   [server] cpu_affinity = "auto"; no = the kernel places both. (f, g and h place the
+#   servers with taskset and run one worker without either setting.)
 # --tls-keys: extra lines for Portcullis's [tls] section ("; " between keys), for A/B
 #   runs, e.g. --tls-keys "signing_threads = 0" (handshake signatures on the loops).
 # --profile: instead of the table, run scenario a once per server and report system
@@ -62,6 +67,7 @@ PORT_BASE=27000
 INSTALL=1
 PROFILE=0
 BACKEND_PIPELINING=yes
+CPU_AFFINITY=yes
 TLS_KEYS=""
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -80,6 +86,7 @@ while [ $# -gt 0 ]; do
         --no-install) INSTALL=0; shift ;;
         --profile) PROFILE=1; shift ;;
         --backend-pipelining) BACKEND_PIPELINING=$2; shift 2 ;;
+        --cpu-affinity) CPU_AFFINITY=$2; shift 2 ;;
         --tls-keys) TLS_KEYS=$2; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
@@ -292,10 +299,23 @@ EOF
     else
         PC_OPTIONAL="$PC_OPTIONAL; backend lock-step (pipelining off, the default)"
     fi
+    # Workers pinned to CPUs, as nginx's worker_cpu_affinity auto does (--cpu-affinity).
+    if [ "$CPU_AFFINITY" = yes ]; then
+        local base=$PC_BASE
+        PC_BASE=${PC_BASE/workers = 2/workers = 2$'\n'cpu_affinity = \"auto\"}
+        render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG.try"
+        if "$PORTCULLIS_BIN" check-config --config "$PC_CONFIG.try" >>"$OUT/check-config.log" 2>&1; then
+            PC_OPTIONAL="$PC_OPTIONAL; cpu_affinity auto"
+        else
+            PC_BASE=$base
+            PC_OPTIONAL="$PC_OPTIONAL; cpu_affinity NOT available in this build"
+        fi
+        rm -f "$PC_CONFIG.try"
+    fi
     render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG"
-    # Scenario f: the same with one worker (the proxy gets one core).
+    # Scenario f: the same with one worker (the proxy gets one core, given by taskset).
     PC_CONFIG_PINNED="$dir/portcullis-pinned.toml"
-    sed 's/^workers = 2$/workers = 1/' "$PC_CONFIG" >"$PC_CONFIG_PINNED"
+    sed -e 's/^workers = 2$/workers = 1/' -e '/^cpu_affinity = /d' "$PC_CONFIG" >"$PC_CONFIG_PINNED"
     grep -q '^workers = 1$' "$PC_CONFIG_PINNED" || die "cannot write the one-worker config"
 }
 
@@ -340,6 +360,7 @@ write_nginx_config() {
 load_module /usr/lib/nginx/modules/ngx_mail_module.so;
 user www-data;
 worker_processes 2;
+$([ "$CPU_AFFINITY" = yes ] && echo "worker_cpu_affinity auto;")
 worker_rlimit_nofile 20000;
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
@@ -388,7 +409,8 @@ EOF
         die "nginx -t failed: $(cat "$OUT/nginx-t.log")"
     # Scenario f: the same with one worker process (the proxy gets one core).
     NGINX_CONF_PINNED="$dir/nginx-pinned.conf"
-    sed 's/^worker_processes 2;$/worker_processes 1;/' "$NGINX_CONF" >"$NGINX_CONF_PINNED"
+    sed -e 's/^worker_processes 2;$/worker_processes 1;/' -e '/^worker_cpu_affinity /d' \
+        "$NGINX_CONF" >"$NGINX_CONF_PINNED"
     grep -q '^worker_processes 1;$' "$NGINX_CONF_PINNED" || die "cannot write the one-worker nginx config"
 }
 
@@ -650,7 +672,7 @@ start_sink
     echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
     # shellcheck disable=SC1091
     echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
-    echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //') with $(dpkg-query -W -f '${Package} ${Version}' libnginx-mod-mail), $(dpkg-query -W -f 'libssl3 ${Version}' libssl3 2>/dev/null)"
+    echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //') with $(dpkg-query -W -f '${Package} ${Version}' libnginx-mod-mail), $(dpkg-query -W -f 'libssl3 ${Version}' libssl3 2>/dev/null), worker_cpu_affinity: $([ "$CPU_AFFINITY" = yes ] && echo auto || echo none) (f, g, h: taskset)"
     echo "portcullis: copy of $PORTCULLIS_SOURCE ($("$PORTCULLIS_BIN" --version 2>/dev/null || echo "version unknown"); repo at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)), workers 2$PC_OPTIONAL"
     echo "sink: postfix smtp-sink $(dpkg-query -W -f '${Version}' postfix)"
     echo "settings: $ROUNDS rounds, ${DURATION} s windows after ${WARMUP} s warmup, idle N = $IDLE, ulimit -n $(ulimit -n)"
