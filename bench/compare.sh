@@ -41,9 +41,9 @@
 #                         [--cpu-affinity yes|no]
 # --backend-pipelining: Portcullis's [backend] pipelining (default yes: like nginx, a
 #   client's pipelined MAIL/RCPT/DATA goes to the sink in one write; no = lock-step).
-# --cpu-affinity: yes (default) pins each server's 2 workers to the 2 CPUs in the
-#   unpinned scenarios, for both alike: nginx worker_cpu_affinity auto, Portcullis
-#   [server] cpu_affinity = "auto"; no = the kernel places both. (f, g and h place the
+# --cpu-affinity: yes pins each server's 2 workers to the 2 CPUs in the unpinned
+#   scenarios, for both alike: nginx worker_cpu_affinity auto, Portcullis [server]
+#   cpu_affinity = "auto"; no (default) = the kernel places both. (f, g and h place the
 #   servers with taskset and run one worker without either setting.)
 # --tls-keys: extra lines for Portcullis's [tls] section ("; " between keys), for A/B
 #   runs, e.g. --tls-keys "signing_threads = 0" (handshake signatures on the loops).
@@ -67,7 +67,7 @@ PORT_BASE=27000
 INSTALL=1
 PROFILE=0
 BACKEND_PIPELINING=yes
-CPU_AFFINITY=yes
+CPU_AFFINITY=no
 TLS_KEYS=""
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
