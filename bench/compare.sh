@@ -286,37 +286,37 @@ EOF
     # is [backend] pipelining (off by default: lock-step). --backend-pipelining no
     # measures the default.
     if [ "$BACKEND_PIPELINING" = yes ]; then
-        local base=$PC_BASE
-        PC_BASE=${PC_BASE/address = \"127.0.0.1:$SINK_PORT\"/address = \"127.0.0.1:$SINK_PORT\"$'\n'pipelining = true}
-        render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG.try"
-        if "$PORTCULLIS_BIN" check-config --config "$PC_CONFIG.try" >>"$OUT/check-config.log" 2>&1; then
-            PC_OPTIONAL="$PC_OPTIONAL; backend pipelining on"
-        else
-            PC_BASE=$base
-            PC_OPTIONAL="$PC_OPTIONAL; backend pipelining NOT available in this build (lock-step)"
-        fi
-        rm -f "$PC_CONFIG.try"
+        local backend="address = \"127.0.0.1:$SINK_PORT\""
+        try_base_edit "$backend" "$backend"$'\n'"pipelining = true" "backend pipelining on" \
+            "backend pipelining NOT available in this build (lock-step)"
     else
         PC_OPTIONAL="$PC_OPTIONAL; backend lock-step (pipelining off, the default)"
     fi
     # Workers pinned to CPUs, as nginx's worker_cpu_affinity auto does (--cpu-affinity).
     if [ "$CPU_AFFINITY" = yes ]; then
-        local base=$PC_BASE
-        PC_BASE=${PC_BASE/workers = 2/workers = 2$'\n'cpu_affinity = \"auto\"}
-        render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG.try"
-        if "$PORTCULLIS_BIN" check-config --config "$PC_CONFIG.try" >>"$OUT/check-config.log" 2>&1; then
-            PC_OPTIONAL="$PC_OPTIONAL; cpu_affinity auto"
-        else
-            PC_BASE=$base
-            PC_OPTIONAL="$PC_OPTIONAL; cpu_affinity NOT available in this build"
-        fi
-        rm -f "$PC_CONFIG.try"
+        try_base_edit "workers = 2" "workers = 2"$'\n'"cpu_affinity = \"auto\"" \
+            "cpu_affinity auto" "cpu_affinity NOT available in this build"
     fi
     render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG"
     # Scenario f: the same with one worker (the proxy gets one core, given by taskset).
     PC_CONFIG_PINNED="$dir/portcullis-pinned.toml"
     sed -e 's/^workers = 2$/workers = 1/' -e '/^cpu_affinity = /d' "$PC_CONFIG" >"$PC_CONFIG_PINNED"
     grep -q '^workers = 1$' "$PC_CONFIG_PINNED" || die "cannot write the one-worker config"
+}
+
+# Replaces FROM by TO in the base config when this build's check-config accepts the
+# result (else keeps it); the table header says which edits were in force.
+try_base_edit() {  # FROM TO ACCEPTED_NOTE REFUSED_NOTE
+    local base=$PC_BASE
+    PC_BASE=${PC_BASE/"$1"/"$2"}
+    render_portcullis_config "$PC_SECTIONS" "$PC_AUTH_KEYS" "$PC_CONFIG.try"
+    if "$PORTCULLIS_BIN" check-config --config "$PC_CONFIG.try" >>"$OUT/check-config.log" 2>&1; then
+        PC_OPTIONAL="$PC_OPTIONAL; $3"
+    else
+        PC_BASE=$base
+        PC_OPTIONAL="$PC_OPTIONAL; $4"
+    fi
+    rm -f "$PC_CONFIG.try"
 }
 
 render_portcullis_config() {  # EXTRA_SECTIONS AUTH_KEYS FILE
