@@ -108,7 +108,7 @@ void Client::connect() {
     over_ = false;
     ready_reported_ = false;
     connect_started_ns_ = uv_hrtime();
-    stream_ = std::make_unique<net::TcpStream>(loop_);
+    stream_ = std::make_unique<StampedStream>(loop_);
     stream_->set_handler(this);
     stream_->connect(reinterpret_cast<const sockaddr*>(&setup_.address),
                      [this](int status) { on_connected(status); });
@@ -139,6 +139,9 @@ void Client::stop() {
 }
 
 void Client::teardown() {
+    if (stream_) {
+        events_.on_reads(stream_->reads(), stream_->stamped_reads());
+    }
     stream_.reset();
     if (tls_ && setup_.options->resume) {
         if (auto issued = tls_->take_issued_session()) {
@@ -308,15 +311,18 @@ void Client::advance(Expect e, const smtp::BackendReply& reply) {
             return next_message();
         case Expect::mail:
             if (!pipelining_) {
+                note_client_turn();
                 send_expecting(s.rcpt, Expect::rcpt);
             }
             return;
         case Expect::rcpt:
             if (!pipelining_) {
+                note_client_turn();
                 send_expecting(s.data, Expect::data);
             }
             return;
         case Expect::data:
+            note_client_turn();
             return send_expecting(s.body, Expect::dot);
         case Expect::dot:
             return message_done();
@@ -426,6 +432,7 @@ void Client::start_message() {
     wants_message_ = false;
     const Script& s = *setup_.script;
     message_started_ns_ = uv_hrtime();
+    client_turns_ns_ = 0;
     if (pipelining_) {
         send(s.transaction);
         expect(Expect::mail);
@@ -436,8 +443,20 @@ void Client::start_message() {
     }
 }
 
+// The server's reply is in; until our next request the time is the bench's own.
+void Client::note_client_turn() {
+    const std::uint64_t now = uv_hrtime();
+    const std::uint64_t arrived = stream_->last_receive_ns();
+    client_turns_ns_ += now > arrived ? now - arrived : 0;
+}
+
 void Client::message_done() {
-    events_.on_message(uv_hrtime() - message_started_ns_, sent_in_session_ == 0);
+    const std::uint64_t now = uv_hrtime();
+    const std::uint64_t arrived = stream_->last_receive_ns();
+    const std::uint64_t server_ns = arrived > message_started_ns_ + client_turns_ns_
+                                        ? arrived - message_started_ns_ - client_turns_ns_
+                                        : 0;
+    events_.on_message(now - message_started_ns_, server_ns, sent_in_session_ == 0);
     if (over_) {
         return;
     }

@@ -17,6 +17,7 @@
 
 #include "bench/message.hpp"
 #include "bench/options.hpp"
+#include "bench/stamped_stream.hpp"
 #include "net/stream.hpp"
 #include "smtp/backend_reply.hpp"
 #include "tls/session.hpp"
@@ -35,13 +36,20 @@ class ClientEvents {
     virtual bool may_start_message(Client& client) = 0;
     // `first`: the first message of its session (its time includes what the server does
     // before the first transaction, such as opening its backend connection).
-    virtual void on_message(std::uint64_t latency_ns, bool first) = 0;
+    // `latency_ns`: from the first command's write until the bench read the final reply.
+    // `socket_latency_ns`: the server's part of it: until that reply reached the socket
+    // (kernel receive timestamp), less the time the bench took between a reply reaching
+    // its socket and its next request in the same transaction (the body after 354).
+    virtual void on_message(std::uint64_t latency_ns, std::uint64_t socket_latency_ns,
+                            bool first) = 0;
     virtual void on_session() = 0;
     // A connection is ready for its first message (greeting, EHLO, TLS and AUTH done):
     // `setup_ns` from the start of the connect. Where a server's work during a burst of
     // new connections goes: into this, or into the first message's latency.
     virtual void on_session_ready(std::uint64_t /*setup_ns*/) {}
     virtual void on_failure(const std::string& reason) = 0;
+    // A connection's socket is closed: its reads, and those with a kernel timestamp.
+    virtual void on_reads(std::uint64_t /*reads*/, std::uint64_t /*stamped*/) {}
     // Idle mode: the connection reached its idle state (greeting read, TLS done).
     virtual void on_idle_ready(Client& client) = 0;
     // The connection is over; a value = connect again after that many milliseconds.
@@ -111,6 +119,7 @@ class Client final : private net::StreamHandler {
     void authenticate();
     void next_message();
     void message_done();
+    void note_client_turn();
     void become_idle();
 
     void send(std::string_view bytes);
@@ -128,7 +137,7 @@ class Client final : private net::StreamHandler {
     net::Timer defer_timer_;
 
     // per connection
-    std::unique_ptr<net::TcpStream> stream_;
+    std::unique_ptr<StampedStream> stream_;
     std::unique_ptr<tls::TlsSession> tls_;
     bssl::UniquePtr<SSL_SESSION> resume_session_;  // --resume: offered on the next connection
     smtp::ReplyParser parser_;
@@ -144,6 +153,7 @@ class Client final : private net::StreamHandler {
     unsigned session_quota_ = 0;  // messages before QUIT in this connection
     unsigned first_quota_ = 0;    // --stagger: the first connection's, then 0
     std::uint64_t message_started_ns_ = 0;
+    std::uint64_t client_turns_ns_ = 0;  // this message's time between a reply and our next request
     std::uint64_t connect_started_ns_ = 0;
     bool ready_reported_ = false;  // on_session_ready() sent for this connection
 };

@@ -79,6 +79,17 @@ void print_load_text(const Options& o, const LoadReport& r, std::ostream& out) {
                        megabytes(o, r.messages) / std::max(r.elapsed_s, 1e-9));
     out << fmt::format("latency     p50 {:.3f} ms  p90 {:.3f} ms  p99 {:.3f} ms  max {:.3f} ms\n",
                        r.latency.p50_ms, r.latency.p90_ms, r.latency.p99_ms, r.latency.max_ms);
+    out << fmt::format(
+        "  socket    p50 {:.3f} ms  p90 {:.3f} ms  p99 {:.3f} ms  max {:.3f} ms  (until replies "
+        "reached the socket, without the bench's own delays)\n",
+        r.socket_latency.p50_ms, r.socket_latency.p90_ms, r.socket_latency.p99_ms,
+        r.socket_latency.max_ms);
+    if (r.reads > 0 && r.stamped_reads < r.reads) {
+        out << fmt::format(
+            "  warning: {} of {} reads had no kernel receive timestamp; those count from the "
+            "read itself\n",
+            r.reads - r.stamped_reads, r.reads);
+    }
     if (r.first_latency.count > 0 && r.later_latency.count > 0) {
         out << fmt::format(
             "  first     p50 {:.3f} ms  p99 {:.3f} ms  ({} first messages of their sessions)\n"
@@ -137,6 +148,13 @@ void print_load_json(const Options& o, const LoadReport& r, std::ostream& out) {
                "\"later_latency_ms\":{{\"count\":{},\"p50\":{:.4f},\"p99\":{:.4f}}},",
                r.first_latency.count, r.first_latency.p50_ms, r.first_latency.p99_ms,
                r.later_latency.count, r.later_latency.p50_ms, r.later_latency.p99_ms)
+        << fmt::format(
+               "\"socket_latency_ms\":{{\"count\":{},\"p50\":{:.4f},\"p90\":{:.4f},"
+               "\"p99\":{:.4f},\"max\":{:.4f},\"mean\":{:.4f}}},"
+               "\"reads\":{},\"stamped_reads\":{},",
+               r.socket_latency.count, r.socket_latency.p50_ms, r.socket_latency.p90_ms,
+               r.socket_latency.p99_ms, r.socket_latency.max_ms, r.socket_latency.mean_ms, r.reads,
+               r.stamped_reads)
         << fmt::format(
                "\"setup_latency_ms\":{{\"count\":{},\"p50\":{:.4f},\"p99\":{:.4f},"
                "\"max\":{:.4f}}},",

@@ -31,10 +31,16 @@ struct LoadReport {
     LatencySummary latency;
     LatencySummary first_latency;  // first messages of their sessions
     LatencySummary later_latency;  // every other message
-    LatencySummary setup_latency;  // connect until ready for the first message
-    LatencySummary loop_turn;      // the bench's own busy time per loop turn
-    double long_turns_s = 0;       // window time spent in turns of 1 ms or more
-    bool watched = false;          // --watch-pid given and readable at both ends of the window
+    // The server's part of `latency`: until the final reply reached the bench's socket
+    // (kernel receive timestamp), without the bench's own time between a reply and its
+    // next request (StampedStream, Client::on_message).
+    LatencySummary socket_latency;
+    std::uint64_t reads = 0;          // socket reads of every connection closed
+    std::uint64_t stamped_reads = 0;  // of those, with a kernel receive timestamp
+    LatencySummary setup_latency;     // connect until ready for the first message
+    LatencySummary loop_turn;         // the bench's own busy time per loop turn
+    double long_turns_s = 0;          // window time spent in turns of 1 ms or more
+    bool watched = false;             // --watch-pid given and readable at both ends of the window
     double server_cpu_s = 0;
     std::uint64_t server_rss_kib = 0;  // at the end of the window
     double bench_cpu_s = 0;

@@ -72,6 +72,7 @@ LoadReport LoadRun::run() {
     report_.latency = latencies_.summary();
     report_.first_latency = first_latencies_.summary();
     report_.later_latency = later_latencies_.summary();
+    report_.socket_latency = socket_latencies_.summary();
     report_.setup_latency = setups_.summary();
     report_.loop_turn = loop_turns_.summary();
     report_.long_turns_s = static_cast<double>(long_turns_ns_) / 1e9;
@@ -117,6 +118,11 @@ void LoadRun::finish() {
     }
 }
 
+void LoadRun::on_reads(std::uint64_t reads, std::uint64_t stamped) {
+    report_.reads += reads;
+    report_.stamped_reads += stamped;
+}
+
 bool LoadRun::may_start_message(Client& client) {
     if (phase_ == Phase::done) {
         return false;
@@ -124,7 +130,7 @@ bool LoadRun::may_start_message(Client& client) {
     return !pacer_ || pacer_->acquire(client);
 }
 
-void LoadRun::on_message(std::uint64_t latency_ns, bool first) {
+void LoadRun::on_message(std::uint64_t latency_ns, std::uint64_t socket_latency_ns, bool first) {
     if (phase_ == Phase::warmup) {
         ++report_.warmup_messages;
         return;
@@ -134,6 +140,7 @@ void LoadRun::on_message(std::uint64_t latency_ns, bool first) {
     }
     ++report_.messages;
     latencies_.add(latency_ns);
+    socket_latencies_.add(socket_latency_ns);
     (first ? first_latencies_ : later_latencies_).add(latency_ns);
     if (options_.max_messages > 0 && report_.messages >= options_.max_messages) {
         end_window();

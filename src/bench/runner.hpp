@@ -25,7 +25,8 @@ class LoadRun final : private ClientEvents {
     enum class Phase { warmup, measure, done };
 
     bool may_start_message(Client& client) override;
-    void on_message(std::uint64_t latency_ns, bool first) override;
+    void on_message(std::uint64_t latency_ns, std::uint64_t socket_latency_ns, bool first) override;
+    void on_reads(std::uint64_t reads, std::uint64_t stamped) override;
     void on_session() override;
     void on_session_ready(std::uint64_t setup_ns) override;
     void on_failure(const std::string& reason) override;
@@ -40,6 +41,7 @@ class LoadRun final : private ClientEvents {
     void request_finish();
     void finish();
 
+    ReceiveTimestampsOn timestamps_on_;  // before any client connects
     uv_loop_t* loop_;
     const ClientSetup& setup_;
     const Options& options_;
@@ -50,11 +52,12 @@ class LoadRun final : private ClientEvents {
     Phase phase_ = Phase::warmup;
     std::uint64_t window_start_ns_ = 0;
     LatencyHistogram latencies_;
-    LatencyHistogram first_latencies_;  // first messages of their sessions
-    LatencyHistogram later_latencies_;  // the others
-    LatencyHistogram setups_;           // connect to ready for the first message
-    LatencyHistogram loop_turns_;       // this loop's busy time per turn, in the window
-    std::uint64_t long_turns_ns_ = 0;   // sum of the turns of kLongTurnNs or more
+    LatencyHistogram first_latencies_;   // first messages of their sessions
+    LatencyHistogram later_latencies_;   // the others
+    LatencyHistogram socket_latencies_;  // the server's part: until replies reached the socket
+    LatencyHistogram setups_;            // connect to ready for the first message
+    LatencyHistogram loop_turns_;        // this loop's busy time per turn, in the window
+    std::uint64_t long_turns_ns_ = 0;    // sum of the turns of kLongTurnNs or more
     std::optional<net::LoopTurnMonitor>
         turn_monitor_;  // an active handle: reset to let the loop end
     ProcUsage server_start_;
@@ -69,7 +72,7 @@ class IdleRun final : private ClientEvents {
 
   private:
     bool may_start_message(Client&) override { return false; }
-    void on_message(std::uint64_t, bool) override {}
+    void on_message(std::uint64_t, std::uint64_t, bool) override {}
     void on_session() override {}
     void on_failure(const std::string& reason) override;
     void on_idle_ready(Client& client) override;

@@ -42,6 +42,15 @@ def test_bench_messages_reach_the_backend_and_sessions_resume(fx):
     first, later = r["first_latency_ms"]["count"], r["later_latency_ms"]["count"]
     check(first + later == r["latency_ms"]["count"] and 0 < first <= later,
           "first %d + later %d of %d messages" % (first, later, r["latency_ms"]["count"]))
+    # the server's part of each message (until the reply reached the bench's socket,
+    # kernel receive timestamps) is never more than what the bench saw, message by
+    # message, so every percentile is at most the bench's own
+    sock, seen = r["socket_latency_ms"], r["latency_ms"]
+    check(sock["count"] == seen["count"] and
+          all(0 < sock[q] <= seen[q] for q in ("p50", "p90", "p99", "max")),
+          "socket latency %r against %r" % (sock, seen))
+    check(r["reads"] > 0 and r["stamped_reads"] >= 0.9 * r["reads"],
+          "%d of %d reads carried a kernel timestamp" % (r["stamped_reads"], r["reads"]))
     # every connection that reached its first message reported its set-up time
     setup = r["setup_latency_ms"]
     check(setup["count"] >= 2 and 0 < setup["p50"] <= setup["p99"] <= setup["max"],
