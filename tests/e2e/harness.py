@@ -203,7 +203,9 @@ class Dialog:
         return self.reply()
 
     def pending(self, wait=0.5):
-        """Whatever arrives within `wait` seconds (plus anything already buffered)."""
+        """Whatever arrives within `wait` seconds (plus anything already buffered), up
+        to the gateway's close: a reset ends it too, after the bytes that came before
+        (the gateway resets when it closes with unread bytes of ours)."""
         data, self.buf = self.buf, b""
         self.sock.settimeout(wait)
         try:
@@ -212,7 +214,7 @@ class Dialog:
                 if not chunk:
                     break
                 data += chunk
-        except (socket.timeout, ssl.SSLWantReadError):
+        except OSError:  # the wait is over (timeouts are OSErrors too) or a reset
             pass
         finally:
             self.sock.settimeout(IO_TIMEOUT)

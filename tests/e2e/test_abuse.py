@@ -73,26 +73,11 @@ def trickle(d, piece, seconds=10):
         except OSError:
             # The gateway closed after its reply, and this send or read met the reset
             # (it had unread bytes of ours): the reply may still be in our buffer.
-            got += _read_until_closed(d)
+            got += d.pending(0.5)
             break
         if re.search(rb"(^|\r\n)[45]\d\d ", got):
             break
     return got
-
-
-def _read_until_closed(d):
-    """Everything still buffered on the client side, up to EOF or a reset."""
-    data, d.buf = d.buf, b""
-    d.sock.settimeout(0.5)
-    try:
-        while True:
-            chunk = d.sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        pass
-    return data
 
 
 def lockouts(fx):
