@@ -16,7 +16,8 @@
 #   d  N idle TLS connections (implicit TLS, handshake done, greeting read): RSS delta / N
 #   e  scenario a at a fixed rate of half the lower of the two peaks measured in a in the
 #      same round; p99 latency, also measured directly against the sink (plain) for the
-#      latency the proxy adds
+#      latency the proxy adds, both as the bench read the replies and at its socket
+#      (kernel receive timestamps, without the bench's own delays)
 #   f  e with the proxy on a core of its own: the proxy (one worker) pinned to CPU 1, the
 #      bench and the sink to CPU 0 (taskset). Its peak is measured first (unpaced, as a),
 #      then both proxies and the sink directly are paced at half the lower peak. This is
@@ -543,9 +544,10 @@ if r["kind"] == "idle":
         r["server"], r["ready"], r["requested"], r.get("rss_per_connection_kib", float("nan")),
         r["failures"]))
 else:
-    print("    %-10s %9.1f msg/s %8.1f sess/s %8.2f MB/s  p99 %7.3f ms  cpu %s us/msg  failures %d" % (
+    print("    %-10s %9.1f msg/s %8.1f sess/s %8.2f MB/s  p99 %7.3f ms (socket %.3f)  cpu %s us/msg  failures %d" % (
         r["server"], r["messages_per_s"], r["sessions_per_s"], r["mb_per_s"],
-        r["latency_ms"]["p99"], r.get("server_cpu_us_per_message"), r["failures"]))
+        r["latency_ms"]["p99"], r.get("socket_latency_ms", {}).get("p99", float("nan")),
+        r.get("server_cpu_us_per_message"), r["failures"]))
 PY
 }
 
