@@ -291,6 +291,68 @@ bool Timer::active() const {
     return uv_is_active(reinterpret_cast<const uv_handle_t*>(&state_->timer)) != 0;
 }
 
+struct Deadline::State {
+    uv_timer_t timer{};
+    std::function<void()> fire;
+    std::uint64_t deadline_ms = 0;  // loop time at which `fire` is due
+    std::uint64_t due_ms = 0;       // loop time at which the libuv timer fires
+    bool armed = false;
+};
+
+void Deadline::on_timer(uv_timer_t* t) {
+    auto* state = static_cast<State*>(t->data);
+    if (!state->armed) {
+        return;
+    }
+    const std::uint64_t now = uv_now(t->loop);
+    if (now < state->deadline_ms) {
+        start_timer(state, state->deadline_ms - now);
+        return;
+    }
+    state->armed = false;
+    // Copy: the callback may destroy this Deadline and with it `fire`.
+    auto fire_copy = state->fire;
+    fire_copy();
+}
+
+void Deadline::start_timer(State* state, std::uint64_t in_ms) {
+    state->due_ms = uv_now(state->timer.loop) + in_ms;
+    uv_timer_start(&state->timer, on_timer, in_ms, 0);
+}
+
+Deadline::Deadline(uv_loop_t* loop) : state_(std::make_unique<State>().release()) {
+    uv_timer_init(loop, &state_->timer);
+    state_->timer.data = state_;
+}
+
+Deadline::~Deadline() {
+    uv_timer_stop(&state_->timer);
+    close_and_free<State>(reinterpret_cast<uv_handle_t*>(&state_->timer));
+}
+
+void Deadline::arm(std::uint64_t timeout_ms, std::function<void()> fire) {
+    const std::uint64_t now = uv_now(state_->timer.loop);
+    state_->fire = std::move(fire);
+    state_->deadline_ms = now + timeout_ms;
+    state_->armed = true;
+    uv_ref(reinterpret_cast<uv_handle_t*>(&state_->timer));
+    const bool running = uv_is_active(reinterpret_cast<const uv_handle_t*>(&state_->timer)) != 0;
+    if (!running || state_->due_ms > state_->deadline_ms) {
+        start_timer(state_, timeout_ms);
+    }
+}
+
+void Deadline::disarm() {
+    // The libuv timer may stay due; it finds nothing armed and stops. Unreferenced, it
+    // does not keep the loop running meanwhile (a worker's loop ends when nothing is).
+    state_->armed = false;
+    uv_unref(reinterpret_cast<uv_handle_t*>(&state_->timer));
+}
+
+bool Deadline::armed() const {
+    return state_->armed;
+}
+
 struct LoopTurnMonitor::State {
     uv_prepare_t prepare{};
     std::function<void(std::uint64_t)> on_turn;

@@ -93,6 +93,31 @@ class Timer {
     State* state_;
 };
 
+// A timeout that is pushed back far more often than it expires: an idle or reply
+// timeout re-armed for every command. Arming for a later moment than the libuv timer is
+// due only records the new deadline; when the timer fires early it sleeps again for the
+// rest. So the common case costs no timer-heap operation (nginx's lazy timers do the
+// same); `fire` still runs at the deadline of the last arm(), never before it.
+class Deadline {
+  public:
+    explicit Deadline(uv_loop_t* loop);
+    ~Deadline();
+    Deadline(const Deadline&) = delete;
+    Deadline& operator=(const Deadline&) = delete;
+
+    // `fire` runs once, timeout_ms after this call (loop time), unless armed again or
+    // disarmed before; it replaces any earlier arm.
+    void arm(std::uint64_t timeout_ms, std::function<void()> fire);
+    void disarm();
+    bool armed() const;
+
+  private:
+    struct State;
+    static void on_timer(uv_timer_t* timer);
+    static void start_timer(State* state, std::uint64_t in_ms);
+    State* state_;
+};
+
 // Cross-thread wake-up: `fire` runs on the loop thread after notify() from any thread.
 class Async {
   public:

@@ -85,7 +85,9 @@ RateDecision RateLimiter::run(std::string_view user, Limit limit, const config::
     if (rate.count == 0) {
         return {};  // unlimited
     }
-    std::string key(user);
+    // Reused per thread: this runs for every message and recipient.
+    thread_local std::string key;
+    key.assign(user);
     key += '\0';
     key += limit_name(limit);
     const auto now = clock_.now();

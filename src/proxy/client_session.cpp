@@ -1475,10 +1475,10 @@ void ClientSession::arm_idle_timer() {
         return;
     }
     if (wait_ != Wait::none) {
-        idle_timer_.stop();  // we owe the client an answer; the backend timeout applies
+        idle_timer_.disarm();  // we owe the client an answer; the backend timeout applies
         return;
     }
-    idle_timer_.start(ms(cfg().limits.command_timeout), [this] {
+    idle_timer_.arm(ms(cfg().limits.command_timeout), [this] {
         ops::log(LogLevel::info, "timeout",
                  {{"session", id_}, {"client", client_ip_}, {"kind", "idle"}});
         if (phase_ == Phase::data) {
@@ -1562,7 +1562,7 @@ void ClientSession::on_stream_end(int status) {
 
 void ClientSession::begin_close() {
     phase_ = Phase::closing;
-    idle_timer_.stop();
+    idle_timer_.disarm();
     client_->stop_reading();
     if (tls_) {
         std::string cipher;
@@ -1582,7 +1582,7 @@ void ClientSession::finish_close(std::string_view reason) {
     }
     *alive_ = false;
     phase_ = Phase::closing;
-    idle_timer_.stop();
+    idle_timer_.disarm();
     auth_timer_.stop();
     close_timer_.stop();
     preauth_timer_.stop();

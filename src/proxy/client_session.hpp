@@ -211,7 +211,7 @@ class ClientSession final : private net::StreamHandler, private UpstreamEvents {
     std::string proxy_peer_;  // the load balancer, when the addresses came from PROXY
     std::chrono::steady_clock::time_point started_;
 
-    net::Timer idle_timer_;
+    net::Deadline idle_timer_;  // re-armed per command: lazy
     net::Timer auth_timer_;
     net::Timer close_timer_;
     net::Timer preauth_timer_;  // connect to successful AUTH ([limits] preauth_timeout)

@@ -111,7 +111,7 @@ void Upstream::reset_connection() {
     stream_->set_handler(nullptr);
     stream_ = std::make_unique<net::TcpStream>(loop_);
     tls_.reset();
-    timer_.stop();
+    timer_.disarm();
     caps_ = BackendCapabilities{};
     tls_done_ = false;
     xclient_done_ = false;
@@ -127,7 +127,7 @@ void Upstream::connect_next() {
     current_ = candidates_[attempt_++];
     endpoint_text_ = current_.text();
     stream_->set_handler(this);
-    timer_.start(ms(backend_.connect_timeout), [this] { attempt_failed("connect timeout"); });
+    timer_.arm(ms(backend_.connect_timeout), [this] { attempt_failed("connect timeout"); });
     sockaddr_storage ss{};
     if (net::make_sockaddr(current_.host, current_.port, ss)) {
         connect_to(reinterpret_cast<const sockaddr*>(&ss));
@@ -464,7 +464,7 @@ void Upstream::handle_handshake_reply(const smtp::BackendReply& reply) {
 
 // One handshake command; each reply must come within connect_timeout.
 void Upstream::send_handshake(std::string line) {
-    timer_.start(ms(backend_.connect_timeout),
+    timer_.arm(ms(backend_.connect_timeout),
                  [this] { fail(UpstreamFailure::unavailable, "backend handshake timeout"); });
     write_out(line);
 }
@@ -546,7 +546,7 @@ void Upstream::start_tls() {
         return;
     }
     phase_ = Phase::tls_handshake;
-    timer_.start(ms(backend_.connect_timeout),
+    timer_.arm(ms(backend_.connect_timeout),
                  [this] { fail(UpstreamFailure::tls, "backend TLS handshake timeout"); });
     std::string hello;
     const auto status = tls_->start(hello);
@@ -576,7 +576,7 @@ void Upstream::on_tls_established() {
 
 void Upstream::become_ready() {
     phase_ = Phase::ready;
-    timer_.stop();
+    timer_.disarm();
     if (options_.state != nullptr) {
         options_.state->record(current_, caps_);
     }
@@ -675,10 +675,10 @@ void Upstream::write_out(std::string_view plain) {
 
 void Upstream::arm_reply_timer() {
     if (awaiting_reply_.empty()) {
-        timer_.stop();
+        timer_.disarm();
         return;
     }
-    timer_.start(ms(awaiting_reply_.front()),
+    timer_.arm(ms(awaiting_reply_.front()),
                  [this] { fail(UpstreamFailure::unavailable, "backend reply timeout"); });
 }
 
@@ -706,7 +706,7 @@ void Upstream::fail(UpstreamFailure failure, std::string reason) {
         return;
     }
     phase_ = Phase::failed;
-    timer_.stop();
+    timer_.disarm();
     stream_->stop_reading();
     stream_->set_handler(nullptr);
     events_.on_upstream_failed(failure, reason);  // may destroy *this: nothing after this line

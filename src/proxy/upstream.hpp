@@ -191,7 +191,7 @@ class Upstream final : private net::StreamHandler {
     std::string endpoint_text_;
     std::unique_ptr<net::TcpStream> stream_;
     std::unique_ptr<tls::TlsSession> tls_;
-    net::Timer timer_;
+    net::Deadline timer_;         // connect and reply timeouts; re-armed per command: lazy
     Resolve* resolve_ = nullptr;  // owned by libuv until its callback runs
     Phase phase_ = Phase::idle;
     BackendCapabilities caps_;

@@ -45,10 +45,10 @@ class ShardedTable {
     // absent; returns what fn returns. fn must not touch this table.
     template <class Fn>
     auto update(std::string_view key, Clock::time_point now, Fn&& fn) {
-        const std::uint64_t h = hash(key);
-        Shard& shard = shards_[h % kShards];
+        const HashedKey hashed{key, hash(key)};
+        Shard& shard = shards_[hashed.hash % kShards];
         std::lock_guard lock(shard.mutex);
-        auto it = shard.map.find(std::string(key));
+        auto it = shard.map.find(hashed);
         if (it == shard.map.end()) {
             if (shard.map.size() >= per_shard_) {
                 make_room(shard, now);
@@ -63,10 +63,10 @@ class ShardedTable {
     // is absent. Does not create an entry.
     template <class Fn>
     auto inspect(std::string_view key, Fn&& fn) const {
-        const std::uint64_t h = hash(key);
-        const Shard& shard = shards_[h % kShards];
+        const HashedKey hashed{key, hash(key)};
+        const Shard& shard = shards_[hashed.hash % kShards];
         std::lock_guard lock(shard.mutex);
-        auto it = shard.map.find(std::string(key));
+        auto it = shard.map.find(hashed);
         return fn(it == shard.map.end() ? static_cast<const Value*>(nullptr) : &it->second.value);
     }
 
@@ -93,32 +93,45 @@ class ShardedTable {
         Value value{};
         Clock::time_point touched{};
     };
+    // A key with its SipHash, computed once per lookup: it picks the shard, and the
+    // map's lookup takes it as it is (no second hash, no std::string copy of the key).
+    struct HashedKey {
+        std::string_view text;
+        std::uint64_t hash;
+    };
     struct KeyHash {
+        using is_transparent = void;
         const std::array<unsigned char, crypto_shorthash_KEYBYTES>* key;
         std::size_t operator()(const std::string& s) const {
-            std::array<unsigned char, crypto_shorthash_BYTES> out{};
-            crypto_shorthash(out.data(), reinterpret_cast<const unsigned char*>(s.data()), s.size(),
-                             key->data());
-            std::uint64_t v = 0;
-            std::memcpy(&v, out.data(), sizeof v);
-            return static_cast<std::size_t>(v >> 8);  // low bits pick the shard
+            return static_cast<std::size_t>(siphash(*key, s) >> 8);  // low bits pick the shard
         }
+        std::size_t operator()(const HashedKey& k) const {
+            return static_cast<std::size_t>(k.hash >> 8);
+        }
+    };
+    struct KeyEqual {
+        using is_transparent = void;
+        bool operator()(const std::string& a, const std::string& b) const { return a == b; }
+        bool operator()(const HashedKey& a, const std::string& b) const { return a.text == b; }
+        bool operator()(const std::string& a, const HashedKey& b) const { return a == b.text; }
     };
     struct Shard {
         explicit Shard(const std::array<unsigned char, crypto_shorthash_KEYBYTES>* key)
             : map(16, KeyHash{key}) {}
         mutable std::mutex mutex;
-        std::unordered_map<std::string, Entry, KeyHash> map;
+        std::unordered_map<std::string, Entry, KeyHash, KeyEqual> map;
     };
 
-    std::uint64_t hash(std::string_view key) const {
+    static std::uint64_t siphash(const std::array<unsigned char, crypto_shorthash_KEYBYTES>& key,
+                                 std::string_view text) {
         std::array<unsigned char, crypto_shorthash_BYTES> out{};
-        crypto_shorthash(out.data(), reinterpret_cast<const unsigned char*>(key.data()), key.size(),
-                         key_.data());
+        crypto_shorthash(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
+                         text.size(), key.data());
         std::uint64_t v = 0;
         std::memcpy(&v, out.data(), sizeof v);
         return v;
     }
+    std::uint64_t hash(std::string_view key) const { return siphash(key_, key); }
 
     // Drops idle entries; if none was idle, drops the least recently touched one.
     void make_room(Shard& shard, Clock::time_point now) {
