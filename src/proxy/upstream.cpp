@@ -465,7 +465,7 @@ void Upstream::handle_handshake_reply(const smtp::BackendReply& reply) {
 // One handshake command; each reply must come within connect_timeout.
 void Upstream::send_handshake(std::string line) {
     timer_.arm(ms(backend_.connect_timeout),
-                 [this] { fail(UpstreamFailure::unavailable, "backend handshake timeout"); });
+               [this] { fail(UpstreamFailure::unavailable, "backend handshake timeout"); });
     write_out(line);
 }
 
@@ -547,7 +547,7 @@ void Upstream::start_tls() {
     }
     phase_ = Phase::tls_handshake;
     timer_.arm(ms(backend_.connect_timeout),
-                 [this] { fail(UpstreamFailure::tls, "backend TLS handshake timeout"); });
+               [this] { fail(UpstreamFailure::tls, "backend TLS handshake timeout"); });
     std::string hello;
     const auto status = tls_->start(hello);
     std::weak_ptr<bool> alive = alive_;
@@ -679,7 +679,7 @@ void Upstream::arm_reply_timer() {
         return;
     }
     timer_.arm(ms(awaiting_reply_.front()),
-                 [this] { fail(UpstreamFailure::unavailable, "backend reply timeout"); });
+               [this] { fail(UpstreamFailure::unavailable, "backend reply timeout"); });
 }
 
 void Upstream::on_stream_end(int status) {
