@@ -17,19 +17,19 @@ namespace portcullis::bench {
 
 namespace {
 
-std::uint64_t clock_ns(clockid_t clock) {
-    timespec ts{};
-    clock_gettime(clock, &ts);
+std::uint64_t to_ns(const timespec& ts) {
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
            static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-// One read buffer per thread, as net::TcpStream: what a read returns is handed on at
-// once, so no connection keeps a buffer of its own.
-thread_local std::array<char, 64 * 1024> t_read_buffer;
+std::uint64_t clock_ns(clockid_t clock) {
+    timespec ts{};
+    clock_gettime(clock, &ts);
+    return to_ns(ts);
+}
 
-}  // namespace
-
+// CLOCK_REALTIME (the clock of kernel receive timestamps) as CLOCK_MONOTONIC
+// nanoseconds (the clock of uv_hrtime), by the two clocks' current offset.
 std::uint64_t realtime_to_monotonic_ns(std::uint64_t realtime_ns) {
     const std::uint64_t now_mono = clock_ns(CLOCK_MONOTONIC);
     const std::uint64_t now_real = clock_ns(CLOCK_REALTIME);
@@ -37,6 +37,12 @@ std::uint64_t realtime_to_monotonic_ns(std::uint64_t realtime_ns) {
     const std::uint64_t age = now_real > realtime_ns ? now_real - realtime_ns : 0;
     return now_mono > age ? now_mono - age : 0;
 }
+
+// One read buffer per thread, as net::TcpStream: what a read returns is handed on at
+// once, so no connection keeps a buffer of its own.
+thread_local std::array<char, 64 * 1024> t_read_buffer;
+
+}  // namespace
 
 ReceiveTimestampsOn::ReceiveTimestampsOn() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
     if (fd_ >= 0) {
@@ -201,9 +207,7 @@ void StampedStream::read_once() {
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
             timespec ts{};
             std::memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-            const std::uint64_t stamp =
-                realtime_to_monotonic_ns(static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-                                         static_cast<std::uint64_t>(ts.tv_nsec));
+            const std::uint64_t stamp = realtime_to_monotonic_ns(to_ns(ts));
             // The kernel's time, unless clock noise puts it after the read itself.
             last_receive_ns_ = std::min(stamp, last_receive_ns_);
             ++stamped_reads_;
@@ -222,9 +226,10 @@ void StampedStream::write(std::string bytes) {
     const bool was_idle = queue_.empty();
     queue_.push_back(std::move(bytes));
     if (was_idle && !connecting_) {
-        flush();
+        flush();  // updates the poll
+    } else {
+        update_poll();
     }
-    update_poll();
 }
 
 void StampedStream::flush() {

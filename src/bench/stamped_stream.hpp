@@ -20,10 +20,6 @@
 
 namespace portcullis::bench {
 
-// CLOCK_REALTIME (the clock of kernel receive timestamps) as CLOCK_MONOTONIC
-// nanoseconds (the clock of uv_hrtime), by the two clocks' current offset.
-std::uint64_t realtime_to_monotonic_ns(std::uint64_t realtime_ns);
-
 // Linux turns receive timestamping on for the whole stack when the first socket asks
 // for it, from a work queue, so the first segments after that can arrive unstamped.
 // Held for a run, this socket keeps it on from before the first connection to the last.

@@ -291,66 +291,50 @@ bool Timer::active() const {
     return uv_is_active(reinterpret_cast<const uv_handle_t*>(&state_->timer)) != 0;
 }
 
-struct Deadline::State {
-    uv_timer_t timer{};
-    std::function<void()> fire;
-    std::uint64_t deadline_ms = 0;  // loop time at which `fire` is due
-    std::uint64_t due_ms = 0;       // loop time at which the libuv timer fires
-    bool armed = false;
-};
-
-void Deadline::on_timer(uv_timer_t* t) {
-    auto* state = static_cast<State*>(t->data);
-    if (!state->armed) {
-        return;
+void Timer::keep_loop_alive(bool keep) {
+    auto* handle = reinterpret_cast<uv_handle_t*>(&state_->timer);
+    if (keep) {
+        uv_ref(handle);
+    } else {
+        uv_unref(handle);
     }
-    const std::uint64_t now = uv_now(t->loop);
-    if (now < state->deadline_ms) {
-        start_timer(state, state->deadline_ms - now);
-        return;
-    }
-    state->armed = false;
-    // Copy: the callback may destroy this Deadline and with it `fire`.
-    auto fire_copy = state->fire;
-    fire_copy();
-}
-
-void Deadline::start_timer(State* state, std::uint64_t in_ms) {
-    state->due_ms = uv_now(state->timer.loop) + in_ms;
-    uv_timer_start(&state->timer, on_timer, in_ms, 0);
-}
-
-Deadline::Deadline(uv_loop_t* loop) : state_(std::make_unique<State>().release()) {
-    uv_timer_init(loop, &state_->timer);
-    state_->timer.data = state_;
-}
-
-Deadline::~Deadline() {
-    uv_timer_stop(&state_->timer);
-    close_and_free<State>(reinterpret_cast<uv_handle_t*>(&state_->timer));
 }
 
 void Deadline::arm(std::uint64_t timeout_ms, std::function<void()> fire) {
-    const std::uint64_t now = uv_now(state_->timer.loop);
-    state_->fire = std::move(fire);
-    state_->deadline_ms = now + timeout_ms;
-    state_->armed = true;
-    uv_ref(reinterpret_cast<uv_handle_t*>(&state_->timer));
-    const bool running = uv_is_active(reinterpret_cast<const uv_handle_t*>(&state_->timer)) != 0;
-    if (!running || state_->due_ms > state_->deadline_ms) {
-        start_timer(state_, timeout_ms);
+    fire_ = std::move(fire);
+    deadline_ms_ = uv_now(loop_) + timeout_ms;
+    armed_ = true;
+    timer_.keep_loop_alive(true);
+    if (!timer_.active() || due_ms_ > deadline_ms_) {
+        start_timer(timeout_ms);
     }
 }
 
 void Deadline::disarm() {
-    // The libuv timer may stay due; it finds nothing armed and stops. Unreferenced, it
-    // does not keep the loop running meanwhile (a worker's loop ends when nothing is).
-    state_->armed = false;
-    uv_unref(reinterpret_cast<uv_handle_t*>(&state_->timer));
+    // The timer may stay due; it finds nothing armed and stops. Meanwhile it does not
+    // keep the loop running (a worker's loop ends when nothing referenced is active).
+    armed_ = false;
+    timer_.keep_loop_alive(false);
 }
 
-bool Deadline::armed() const {
-    return state_->armed;
+void Deadline::start_timer(std::uint64_t in_ms) {
+    due_ms_ = uv_now(loop_) + in_ms;
+    timer_.start(in_ms, [this] { on_timer(); });
+}
+
+void Deadline::on_timer() {
+    if (!armed_) {
+        return;
+    }
+    const std::uint64_t now = uv_now(loop_);
+    if (now < deadline_ms_) {
+        start_timer(deadline_ms_ - now);  // armed again later since the timer started
+        return;
+    }
+    armed_ = false;
+    // Copy: the callback may destroy this Deadline and with it `fire_`.
+    auto fire_copy = fire_;
+    fire_copy();
 }
 
 struct LoopTurnMonitor::State {

@@ -87,6 +87,8 @@ class Timer {
     void start(std::uint64_t timeout_ms, std::function<void()> fire);
     void stop();
     bool active() const;
+    // false: a started timer does not by itself keep the loop running (uv_unref).
+    void keep_loop_alive(bool keep);
 
   private:
     struct State;
@@ -100,8 +102,7 @@ class Timer {
 // same); `fire` still runs at the deadline of the last arm(), never before it.
 class Deadline {
   public:
-    explicit Deadline(uv_loop_t* loop);
-    ~Deadline();
+    explicit Deadline(uv_loop_t* loop) : loop_(loop), timer_(loop) {}
     Deadline(const Deadline&) = delete;
     Deadline& operator=(const Deadline&) = delete;
 
@@ -109,13 +110,18 @@ class Deadline {
     // disarmed before; it replaces any earlier arm.
     void arm(std::uint64_t timeout_ms, std::function<void()> fire);
     void disarm();
-    bool armed() const;
+    bool armed() const { return armed_; }
 
   private:
-    struct State;
-    static void on_timer(uv_timer_t* timer);
-    static void start_timer(State* state, std::uint64_t in_ms);
-    State* state_;
+    void start_timer(std::uint64_t in_ms);
+    void on_timer();
+
+    uv_loop_t* loop_;
+    Timer timer_;
+    std::function<void()> fire_;
+    std::uint64_t deadline_ms_ = 0;  // loop time at which `fire_` is due
+    std::uint64_t due_ms_ = 0;       // loop time at which timer_ fires
+    bool armed_ = false;
 };
 
 // Cross-thread wake-up: `fire` runs on the loop thread after notify() from any thread.
